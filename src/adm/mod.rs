@@ -1,0 +1,1 @@
+//! `bigbro ipvsadm`: an ipvsadm-compatible command line on bigbro's own netlink client.

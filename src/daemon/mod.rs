@@ -1,0 +1,1 @@
+//! The daemon: lifecycle, reload on SIGHUP, signals, systemd notification.

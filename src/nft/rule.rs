@@ -1,0 +1,144 @@
+//! The mark rules bigbro owns, as plain data: "packets to this VIP, protocol and port
+//! (range), optionally arriving on this interface, get this fwmark".
+//!
+//! `config` produces them from each cluster's `vips`; `nft` (netlink) installs them;
+//! `bigbro check` prints them in `nft` syntax with [`render`]. No I/O here.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+/// The name of the table bigbro owns in the `ip` and `ip6` families.
+pub const TABLE: &str = "bigbro";
+/// The chain inside it.
+pub const CHAIN: &str = "prerouting";
+/// `priority mangle`.
+pub const PRIORITY_MANGLE: i32 = -150;
+
+/// Layer-4 protocol matched by a rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum L4Proto {
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+impl L4Proto {
+    pub fn ipproto(self) -> u8 {
+        match self {
+            L4Proto::Tcp => 6,
+            L4Proto::Udp => 17,
+            L4Proto::Sctp => 132,
+        }
+    }
+    /// The nft keyword (`tcp`, `udp`, `sctp`).
+    pub fn name(self) -> &'static str {
+        match self {
+            L4Proto::Tcp => "tcp",
+            L4Proto::Udp => "udp",
+            L4Proto::Sctp => "sctp",
+        }
+    }
+}
+
+/// An inclusive destination-port range; `first == last` is a single port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PortRange {
+    pub first: u16,
+    pub last: u16,
+}
+
+impl PortRange {
+    pub fn single(port: u16) -> PortRange {
+        PortRange {
+            first: port,
+            last: port,
+        }
+    }
+}
+
+/// One mark rule: `ip daddr VIP PROTO dport PORTS [iifname IF] meta mark set MARK`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MarkRule {
+    pub daddr: IpAddr,
+    pub proto: L4Proto,
+    pub ports: PortRange,
+    pub iifname: Option<String>,
+    pub mark: u32,
+}
+
+impl MarkRule {
+    /// The rule's match and statement in `nft` syntax, as `nft list` prints it.
+    pub fn nft_text(&self) -> String {
+        let fam = match self.daddr {
+            IpAddr::V4(_) => "ip",
+            IpAddr::V6(_) => "ip6",
+        };
+        let mut s = format!("{fam} daddr {} {} dport ", self.daddr, self.proto.name());
+        if self.ports.first == self.ports.last {
+            let _ = write!(s, "{}", self.ports.first);
+        } else {
+            let _ = write!(s, "{}-{}", self.ports.first, self.ports.last);
+        }
+        if let Some(ifname) = &self.iifname {
+            let _ = write!(s, " iifname \"{ifname}\"");
+        }
+        let _ = write!(s, " meta mark set 0x{:08x}", self.mark);
+        s
+    }
+}
+
+/// The whole ruleset bigbro would install, in `nft` syntax: one `table ip bigbro` for
+/// IPv4 rules and one `table ip6 bigbro` for IPv6 rules, each only if it has rules.
+pub fn render(rules: &[MarkRule]) -> String {
+    let mut out = String::new();
+    for (fam, v6) in [("ip", false), ("ip6", true)] {
+        let mine: Vec<&MarkRule> = rules.iter().filter(|r| r.daddr.is_ipv6() == v6).collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "table {fam} {TABLE} {{");
+        let _ = writeln!(out, "\tchain {CHAIN} {{");
+        let _ = writeln!(
+            out,
+            "\t\ttype filter hook prerouting priority mangle; policy accept;"
+        );
+        for r in mine {
+            let _ = writeln!(out, "\t\t{}", r.nft_text());
+        }
+        let _ = writeln!(out, "\t}}");
+        let _ = writeln!(out, "}}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_like_nft_list() {
+        let rules = vec![
+            MarkRule {
+                daddr: "192.0.2.10".parse().unwrap(),
+                proto: L4Proto::Tcp,
+                ports: PortRange::single(80),
+                iifname: None,
+                mark: 7,
+            },
+            MarkRule {
+                daddr: "192.0.2.10".parse().unwrap(),
+                proto: L4Proto::Udp,
+                ports: PortRange {
+                    first: 8000,
+                    last: 8080,
+                },
+                iifname: Some("eth0".into()),
+                mark: 7,
+            },
+        ];
+        assert_eq!(
+            render(&rules),
+            "table ip bigbro {\n\tchain prerouting {\n\t\ttype filter hook prerouting priority mangle; policy accept;\n\t\tip daddr 192.0.2.10 tcp dport 80 meta mark set 0x00000007\n\t\tip daddr 192.0.2.10 udp dport 8000-8080 iifname \"eth0\" meta mark set 0x00000007\n\t}\n}\n"
+        );
+    }
+}
