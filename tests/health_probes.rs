@@ -365,7 +365,7 @@ async fn connect_that_never_completes_times_out_while_connecting() {
     let listener = socket.listen(0).unwrap();
     let addr = listener.local_addr().unwrap();
     let mut fillers = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..16 {
         let attempt = tokio::time::timeout(Duration::from_millis(300), TcpStream::connect(addr));
         match attempt.await {
             Ok(Ok(s)) => fillers.push(s),

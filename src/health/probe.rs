@@ -2,6 +2,10 @@
 //! or a typed reason. Also the `Prober` seam, so the scheduler can be driven by a scripted
 //! prober on tokio's paused clock in tests.
 //!
+//! A failing status is known from the response head and returned at once; a success status
+//! counts only once the answer is complete (or the body limit is reached) within the
+//! deadline, so a backend that sends `200` and then stalls is a timeout, not a success.
+//!
 //! A probe never retries, never follows a redirect, never reads past the body limit and never
 //! outlives its deadline. It knows nothing of clusters, weights or the kernel.
 
