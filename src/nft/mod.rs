@@ -3,6 +3,8 @@
 //!
 //! It never touches a table it does not own, and it knows nothing of clusters or IPVS.
 
+mod batch;
+mod expr;
 pub mod rule;
 
 pub use rule::*;
