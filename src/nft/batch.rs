@@ -204,6 +204,7 @@ impl Batch {
         self.steps[index].message.header.flags & NLM_F_ACK != 0
     }
 
+    #[cfg(test)]
     /// The batch as the bytes of one `sendmsg`, numbering messages from `first_seq` with
     /// port id 0, as netlink-proto does (with its own sequence numbers).
     pub fn to_bytes(&self, first_seq: u32) -> Vec<u8> {

@@ -29,7 +29,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use netlink_packet_netfilter::nftables::{
     Cmp, DataAttribute, ExpressionAttribute, Expressions, Immediate, ListAttribute, Meta, MetaKey,
-    Operator, Payload, Register,
+    Operator, Payload, Register, Verdict, VerdictAttribute,
 };
 
 use super::rule::{Family, L4Proto, MarkRule, PortRange};
@@ -154,7 +154,7 @@ fn op_of(expr: &Expr) -> Op {
     let (Some(name), Some(data)) = (name, data) else {
         return Op::Other(format!("{attrs:?}"));
     };
-    let other = || Op::Other(format!("{name} {data:?}"));
+    let other = || Op::Other(format!("{name} (not of bigbro's form)"));
     match data {
         Expressions::Payload(attrs) => {
             let (mut dreg, mut base, mut offset, mut len, mut extra) = (None, None, None, None, 0);
@@ -211,6 +211,9 @@ fn op_of(expr: &Expr) -> Op {
                 match a {
                     Immediate::DestinationRegister(r) => dreg = Some(*r),
                     Immediate::Data(DataAttribute::Value(v)) => value = Some(v.clone()),
+                    Immediate::Data(DataAttribute::Verdict(v)) => {
+                        return Op::Other(format!("immediate verdict {}", verdict_text(v)))
+                    }
                     _ => extra += 1,
                 }
             }
@@ -219,7 +222,37 @@ fn op_of(expr: &Expr) -> Op {
                 _ => other(),
             }
         }
+        Expressions::Other { .. } | Expressions::Unknown(_) => Op::Other(name.to_string()),
         _ => other(),
+    }
+}
+
+/// `accept`, `drop`, `jump CHAIN`… as nft writes verdicts.
+fn verdict_text(attrs: &[VerdictAttribute]) -> String {
+    let mut code = None;
+    let mut chain = None;
+    for a in attrs {
+        match a {
+            VerdictAttribute::Code(c) => code = Some(u32::from(*c)),
+            VerdictAttribute::Chain(c) => chain = Some(c.as_str()),
+            _ => {}
+        }
+    }
+    let word = match code.map(Verdict::from) {
+        Some(Verdict::Continue) => "continue".to_string(),
+        Some(Verdict::Break) => "break".to_string(),
+        Some(Verdict::Jump) => "jump".to_string(),
+        Some(Verdict::Goto) => "goto".to_string(),
+        Some(Verdict::Return) => "return".to_string(),
+        Some(Verdict::Other(0)) => "drop".to_string(),
+        Some(Verdict::Other(1)) => "accept".to_string(),
+        Some(Verdict::Other(3)) => "queue".to_string(),
+        Some(other) => format!("code {}", u32::from(other)),
+        None => "(no code)".to_string(),
+    };
+    match chain {
+        Some(c) => format!("{word} {c}"),
+        None => word,
     }
 }
 
