@@ -591,3 +591,34 @@ fn a_large_ruleset_applies_and_reads_back() {
         assert_eq!(list(Family::Ip).unwrap().rules, rules);
     });
 }
+
+/// A batch too large for one netlink message is refused before anything is sent.
+#[test]
+fn an_oversized_batch_is_refused_before_reaching_the_kernel() {
+    in_netns(|| async {
+        let nft_ = Nft::connect().unwrap();
+        nft_.apply(&mixed_rules()).await.unwrap();
+        let before = nft(&["list", "ruleset"]);
+        let huge: Vec<MarkRule> = (0..80_000u32)
+            .map(|i| {
+                rule(
+                    "10.0.0.1",
+                    L4Proto::Tcp,
+                    (1, 1 + (i % 60000) as u16),
+                    None,
+                    1,
+                )
+            })
+            .collect();
+        let err = nft_.apply(&huge).await.unwrap_err();
+        assert!(
+            matches!(err, NftError::TooLarge { rules: 80_000, .. }),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().ends_with("nothing was sent to the kernel"),
+            "{err}"
+        );
+        assert_eq!(nft(&["list", "ruleset"]), before);
+    });
+}

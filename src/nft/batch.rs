@@ -199,6 +199,11 @@ impl Batch {
         self.steps.len() <= 2
     }
 
+    /// The size of the batch on the wire.
+    pub fn len_bytes(&self) -> usize {
+        self.steps.iter().map(|s| s.message.buffer_len()).sum()
+    }
+
     /// Whether the kernel answers message `index` (it carries `NLM_F_ACK`).
     pub fn acked(&self, index: usize) -> bool {
         self.steps[index].message.header.flags & NLM_F_ACK != 0
@@ -342,6 +347,7 @@ mod tests {
         assert_eq!(acked, [false, true, true, true, true, true, false]);
 
         let mut got = batch.to_bytes(0);
+        assert_eq!(batch.len_bytes(), got.len());
         let mut at = 0;
         while at < got.len() {
             let len = u32::from_ne_bytes(got[at..at + 4].try_into().unwrap()) as usize;

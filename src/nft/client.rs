@@ -128,10 +128,23 @@ impl Nft {
     /// `ip6 bigbro` the IPv6 ones, each with a `prerouting` chain (type filter, hook
     /// prerouting, priority mangle, policy accept). A family with no rule gets no table (an
     /// existing one is removed). One atomic batch: on any error nothing changed.
-    /// Idempotent. Other tables are never touched.
+    /// Idempotent; it rebuilds the tables every time (resetting nothing but their handles),
+    /// so call it when [`Nft::read`] shows a difference. Other tables are never touched.
+    ///
+    /// After [`NftError::Closed`] the connection is gone: [`Nft::connect`] again.
     pub async fn apply(&self, rules: &[MarkRule]) -> Result<(), NftError> {
         for rule in rules {
             rule.validate()?;
+        }
+        // The kernel refuses a datagram larger than the send buffer less some overhead.
+        let bytes = Batch::new(TABLE, rules, &Family::ALL).len_bytes();
+        let limit = SEND_BUFFER - 64 * 1024;
+        if bytes > limit {
+            return Err(NftError::TooLarge {
+                rules: rules.len(),
+                bytes,
+                limit,
+            });
         }
         let mut rx = self.unsolicited.lock().await;
         let present = self.tables(&mut rx).await?;

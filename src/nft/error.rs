@@ -42,10 +42,15 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "message {} ({}): {}",
+            "message {} ({}): {}{}",
             self.index,
             self.purpose,
-            io::Error::from_raw_os_error(self.errno)
+            io::Error::from_raw_os_error(self.errno),
+            if self.index == 0 {
+                hint(self.errno)
+            } else {
+                ""
+            }
         )?;
         if let Some(m) = &self.kernel_message {
             write!(f, "; the kernel says \"{m}\"")?;
@@ -71,7 +76,7 @@ pub enum NftError {
     #[error("the kernel refused the nf_tables batch, so nothing was changed and the previous rules stay in place: {}", join(.failures))]
     Refused { failures: Vec<Failure> },
     /// The kernel refused a request to read the ruleset.
-    #[error("reading {what}: {}", io::Error::from_raw_os_error(*.errno))]
+    #[error("reading {what}: {}{}", io::Error::from_raw_os_error(*.errno), hint(*.errno))]
     Read { what: String, errno: i32 },
     /// No complete answer in time: whether a batch was committed is unknown.
     #[error("no complete answer from the kernel to {what} within {seconds} s; read the ruleset back to learn whether it was applied")]
@@ -82,11 +87,27 @@ pub enum NftError {
     /// The netlink connection ended.
     #[error("the netlink connection closed during {what}")]
     Closed { what: String },
+    /// The batch would not fit in one netlink datagram; nothing was sent.
+    #[error("{rules} mark rules make an nf_tables batch of {bytes} bytes, more than the {limit} bytes one netlink message can carry; nothing was sent to the kernel")]
+    TooLarge {
+        rules: usize,
+        bytes: usize,
+        limit: usize,
+    },
     /// The ruleset changed under every attempt to read it.
     #[error(
         "the nf_tables ruleset kept changing while bigbro read it ({tries} attempts); try again"
     )]
     Unstable { tries: usize },
+}
+
+/// What to do about the errors that mean bigbro cannot use nf_tables at all.
+fn hint(errno: i32) -> &'static str {
+    match errno {
+        1 => " (bigbro needs CAP_NET_ADMIN to change nf_tables)",
+        95 | 93 => " (this kernel has no nf_tables: load the nf_tables module)",
+        _ => "",
+    }
 }
 
 fn join(failures: &[Failure]) -> String {
@@ -280,6 +301,31 @@ mod tests {
         payload.extend([8, 0, 2, 0]);
         payload.extend(7u32.to_ne_bytes());
         assert_eq!(extack(NLM_F_ACK_TLVS, &payload), (None, Some(7)));
+    }
+
+    #[test]
+    fn errors_that_stop_everything_say_what_to_do() {
+        let e = NftError::Read {
+            what: "the list of nf_tables tables".into(),
+            errno: 95,
+        };
+        assert_eq!(
+            e.to_string(),
+            "reading the list of nf_tables tables: Operation not supported (os error 95) \
+             (this kernel has no nf_tables: load the nf_tables module)"
+        );
+        let f = Failure {
+            index: 0,
+            purpose: "the batch as a whole".into(),
+            errno: 1,
+            kernel_message: None,
+            location: None,
+        };
+        assert_eq!(
+            f.to_string(),
+            "message 0 (the batch as a whole): Operation not permitted (os error 1) \
+             (bigbro needs CAP_NET_ADMIN to change nf_tables)"
+        );
     }
 
     #[test]
