@@ -8,7 +8,7 @@ use std::fmt;
 
 /// A position in the configuration file: 1-based line and column (columns count
 /// characters, not bytes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Pos {
     pub line: usize,
     pub column: usize,

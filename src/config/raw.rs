@@ -85,7 +85,7 @@ pub enum ForwardKind {
     Nat,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct RawHealth {
     pub kind: Slot<HealthKind>,
     pub timeout: Slot<Duration>,
@@ -93,7 +93,7 @@ pub(crate) struct RawHealth {
     pub fall: Slot<u32>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct RawNagios {
     pub pos: Pos,
     pub path: KeyPath,
@@ -103,7 +103,7 @@ pub(crate) struct RawNagios {
 }
 
 /// The cluster keys `_big_brother` can default.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct RawSettings {
     pub scheduler: Slot<Scheduler>,
     pub check_interval: Slot<Duration>,
@@ -123,29 +123,7 @@ pub(crate) struct RawSettings {
     pub health: Slot<RawHealth>,
 }
 
-impl Default for RawSettings {
-    fn default() -> Self {
-        RawSettings {
-            scheduler: Slot::Absent,
-            check_interval: Slot::Absent,
-            backend_mode: Slot::Absent,
-            ramp_up_time: Slot::Absent,
-            has_downpage: Slot::Absent,
-            downpage_address: Slot::Absent,
-            max_down_ticks: Slot::Absent,
-            non_egress_locations: Slot::Absent,
-            nagios: Slot::Absent,
-            offset: Slot::Absent,
-            multi_datacenter: Slot::Absent,
-            forwarding: Slot::Absent,
-            gue_port: Slot::Absent,
-            tunnel_checksum: Slot::Absent,
-            health: Slot::Absent,
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct RawNode {
     pub pos: Pos,
     pub path: KeyPath,
@@ -158,7 +136,7 @@ pub(crate) struct RawNode {
     pub interpol: Slot<bool>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct RawVip {
     pub pos: Pos,
     pub path: KeyPath,
@@ -168,7 +146,7 @@ pub(crate) struct RawVip {
     pub interface: Slot<String>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct RawCluster {
     pub pos: Pos,
     pub path: KeyPath,
@@ -179,7 +157,7 @@ pub(crate) struct RawCluster {
     pub vips: Slot<Vec<RawVip>>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct RawSync {
     pub pos: Pos,
     pub path: KeyPath,
@@ -189,7 +167,7 @@ pub(crate) struct RawSync {
 }
 
 /// The `bigbro:` section.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct RawGlobal {
     pub listen: Slot<SocketAddr>,
     pub token_file: Slot<Option<PathBuf>>,
@@ -197,19 +175,6 @@ pub(crate) struct RawGlobal {
     pub state_dir: Slot<PathBuf>,
     pub anti_entropy_interval: Slot<Duration>,
     pub sync_daemon: Slot<Option<RawSync>>,
-}
-
-impl Default for RawGlobal {
-    fn default() -> Self {
-        RawGlobal {
-            listen: Slot::Absent,
-            token_file: Slot::Absent,
-            data_dir: Slot::Absent,
-            state_dir: Slot::Absent,
-            anti_entropy_interval: Slot::Absent,
-            sync_daemon: Slot::Absent,
-        }
-    }
 }
 
 /// Which map a cluster is read from.
@@ -257,11 +222,7 @@ pub(crate) fn cluster(
     let mut c = RawCluster {
         pos: node.pos,
         path: path.clone(),
-        name: Slot::Absent,
-        fwmark: Slot::Absent,
-        settings: RawSettings::default(),
-        nodes: Slot::Absent,
-        vips: Slot::Absent,
+        ..Default::default()
     };
     for e in &entries {
         match e.key {
@@ -454,30 +415,51 @@ fn string_list(node: &Node, path: &KeyPath, d: &mut Diags) -> Slot<Vec<String>> 
 }
 
 fn nagios(node: &Node, path: &KeyPath, d: &mut Diags) -> Slot<Option<RawNagios>> {
+    let empty = RawNagios {
+        pos: node.pos,
+        path: path.clone(),
+        ..Default::default()
+    };
+    section(
+        node,
+        path,
+        "nagios settings",
+        NAGIOS_KEYS,
+        empty,
+        d,
+        |n, e, d| {
+            let slot = nsca_field(e.value, &e.path, e.key != "server", d);
+            match e.key {
+                "server" => n.server = slot,
+                "host" => n.host = slot,
+                _ => n.check = slot,
+            }
+        },
+    )
+}
+
+/// A map section that `~` turns off (`Given(None)`): reads each known key with
+/// `read_key` into `value`.
+fn section<T>(
+    node: &Node,
+    path: &KeyPath,
+    what: &str,
+    keys: &[&str],
+    mut value: T,
+    d: &mut Diags,
+    mut read_key: impl FnMut(&mut T, &Entry<'_>, &mut Diags),
+) -> Slot<Option<T>> {
     if node.is_null() {
         return given(None, node, path);
     }
     let no_hint = |_: &str| None;
-    let Some(entries) = read::entries(node, path, "nagios settings", NAGIOS_KEYS, &no_hint, d)
-    else {
+    let Some(entries) = read::entries(node, path, what, keys, &no_hint, d) else {
         return Slot::Invalid;
     };
-    let mut n = RawNagios {
-        pos: node.pos,
-        path: path.clone(),
-        server: Slot::Absent,
-        host: Slot::Absent,
-        check: Slot::Absent,
-    };
     for e in &entries {
-        let slot = nsca_field(e.value, &e.path, e.key != "server", d);
-        match e.key {
-            "server" => n.server = slot,
-            "host" => n.host = slot,
-            _ => n.check = slot,
-        }
+        read_key(&mut value, e, d);
     }
-    given(Some(n), node, path)
+    given(Some(value), node, path)
 }
 
 /// A non-empty NSCA field. `host` and `check` travel in a comma-separated line, so they
@@ -513,54 +495,50 @@ fn nsca_field(node: &Node, path: &KeyPath, in_line: bool, d: &mut Diags) -> Slot
     Slot::Given(at)
 }
 
+/// `health:`; an explicit `health: ~` means "all defaults".
 fn health(node: &Node, path: &KeyPath, d: &mut Diags) -> Slot<RawHealth> {
-    let no_hint = |_: &str| None;
-    let Some(entries) = read::entries(
+    let read = section(
         node,
         path,
         "health-check settings",
         HEALTH_KEYS,
-        &no_hint,
+        RawHealth::default(),
         d,
-    ) else {
-        return Slot::Invalid;
-    };
-    let mut h = RawHealth {
-        kind: Slot::Absent,
-        timeout: Slot::Absent,
-        rise: Slot::Absent,
-        fall: Slot::Absent,
-    };
-    for e in &entries {
-        let (v, p) = (e.value, &e.path);
-        match e.key {
-            "kind" => {
-                h.kind = read::choice(
-                    v,
-                    p,
-                    "a health-check kind",
-                    &[
-                        ("litmus", HealthKind::Litmus),
-                        ("http", HealthKind::Http),
-                        ("tcp", HealthKind::Tcp),
-                    ],
-                    d,
-                )
-            }
-            "timeout" => {
-                h.timeout = match read::seconds(v, p, d) {
-                    Slot::Given(at) if at.value.is_zero() => {
-                        d.at(v.pos, p, "a timeout must be longer than 0 s");
-                        Slot::Invalid
-                    }
-                    other => other,
+        |h, e, d| {
+            let (v, p) = (e.value, &e.path);
+            match e.key {
+                "kind" => {
+                    h.kind = read::choice(
+                        v,
+                        p,
+                        "a health-check kind",
+                        &[
+                            ("litmus", HealthKind::Litmus),
+                            ("http", HealthKind::Http),
+                            ("tcp", HealthKind::Tcp),
+                        ],
+                        d,
+                    )
                 }
+                "timeout" => {
+                    h.timeout = match read::seconds(v, p, d) {
+                        Slot::Given(at) if at.value.is_zero() => {
+                            d.at(v.pos, p, "a timeout must be longer than 0 s");
+                            Slot::Invalid
+                        }
+                        other => other,
+                    }
+                }
+                "rise" => h.rise = read::integer(v, p, 1, 100, d).map(|n| n as u32),
+                _ => h.fall = read::integer(v, p, 1, 100, d).map(|n| n as u32),
             }
-            "rise" => h.rise = read::integer(v, p, 1, 100, d).map(|n| n as u32),
-            _ => h.fall = read::integer(v, p, 1, 100, d).map(|n| n as u32),
-        }
+        },
+    );
+    match read {
+        Slot::Given(at) => at.value.map_or(Slot::Absent, |h| given(h, node, path)),
+        Slot::Absent => Slot::Absent,
+        Slot::Invalid => Slot::Invalid,
     }
-    given(h, node, path)
 }
 
 fn nodes(node: &Node, path: &KeyPath, d: &mut Diags) -> Slot<Vec<RawNode>> {
@@ -591,12 +569,7 @@ fn one_node(node: &Node, path: &KeyPath, d: &mut Diags) -> Option<RawNode> {
     let mut n = RawNode {
         pos: node.pos,
         path: path.clone(),
-        address: Slot::Absent,
-        port: Slot::Absent,
-        url_path: Slot::Absent,
-        priority: Slot::Absent,
-        max_weight: Slot::Absent,
-        interpol: Slot::Absent,
+        ..Default::default()
     };
     for e in &entries {
         let (v, p) = (e.value, &e.path);
@@ -682,10 +655,7 @@ fn one_vip(node: &Node, path: &KeyPath, d: &mut Diags) -> Option<RawVip> {
     let mut v = RawVip {
         pos: node.pos,
         path: path.clone(),
-        address: Slot::Absent,
-        protocol: Slot::Absent,
-        ports: Slot::Absent,
-        interface: Slot::Absent,
+        ..Default::default()
     };
     for e in &entries {
         let (n, p) = (e.value, &e.path);
@@ -836,22 +806,13 @@ fn listen(node: &Node, path: &KeyPath, d: &mut Diags) -> Slot<SocketAddr> {
 }
 
 fn sync_daemon(node: &Node, path: &KeyPath, d: &mut Diags) -> Slot<Option<RawSync>> {
-    if node.is_null() {
-        return given(None, node, path);
-    }
-    let no_hint = |_: &str| None;
-    let Some(entries) = read::entries(node, path, "sync daemon settings", SYNC_KEYS, &no_hint, d)
-    else {
-        return Slot::Invalid;
-    };
-    let mut s = RawSync {
+    let empty = RawSync {
         pos: node.pos,
         path: path.clone(),
-        role: Slot::Absent,
-        interface: Slot::Absent,
-        syncid: Slot::Absent,
+        ..Default::default()
     };
-    for e in &entries {
+    let what = "sync daemon settings";
+    section(node, path, what, SYNC_KEYS, empty, d, |s, e, d| {
         let (v, p) = (e.value, &e.path);
         match e.key {
             "role" => {
@@ -870,6 +831,5 @@ fn sync_daemon(node: &Node, path: &KeyPath, d: &mut Diags) -> Slot<Option<RawSyn
             "interface" => s.interface = read::interface(v, p, d),
             _ => s.syncid = read::integer(v, p, 0, 255, d).map(|n| n as u8),
         }
-    }
-    given(Some(s), node, path)
+    })
 }

@@ -25,8 +25,9 @@ pub(crate) struct At<T> {
 
 /// A key's state after reading: not written, written but wrong (already reported), or
 /// a good value.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) enum Slot<T> {
+    #[default]
     Absent,
     Invalid,
     Given(At<T>),

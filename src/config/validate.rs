@@ -96,7 +96,7 @@ pub(crate) fn cluster(raw: &RawCluster, settings: &RawSettings, d: &mut Diags) -
     let max_down_ticks = or_default(&settings.max_down_ticks, 0);
     let non_egress_locations = or_default(&settings.non_egress_locations, Vec::new());
     let offset = or_default(&settings.offset, DEFAULT_OFFSET);
-    let nagios = nagios(settings, d);
+    let nagios = nagios(settings, raw, d);
     let multi_datacenter = multi_datacenter(settings, backend_mode, d);
     let forwarding = forwarding(settings, d);
     let health = check_interval.and_then(|i| health(settings, i, raw, d));
@@ -181,28 +181,47 @@ fn interval(slot: &Slot<Duration>, d: &mut Diags) -> Option<Duration> {
     }
 }
 
-fn nagios(s: &RawSettings, d: &mut Diags) -> Option<Option<Nagios>> {
+/// ` for cluster "web"` when a value came from `_big_brother` (so the error says which
+/// cluster it is wrong for), else nothing.
+fn for_cluster(path: &KeyPath, raw: &RawCluster) -> String {
+    if !path.is_under("_big_brother") {
+        return String::new();
+    }
+    match raw.name.value() {
+        Some(name) => format!(" for cluster \"{name}\""),
+        None => format!(" for {}", raw.path),
+    }
+}
+
+fn nagios(s: &RawSettings, raw: &RawCluster, d: &mut Diags) -> Option<Option<Nagios>> {
     match &s.nagios {
         Slot::Absent => Some(None),
         Slot::Invalid => None,
         Slot::Given(At { value: None, .. }) => Some(None),
         Slot::Given(At { value: Some(n), .. }) => {
             let here = (n.pos, &n.path);
+            let whose = for_cluster(&n.path, raw);
             let server = require(
                 &n.server,
                 "server",
-                "the NSCA server send_nsca sends to",
+                &format!("the NSCA server send_nsca sends to{whose}"),
                 here,
                 d,
             );
             let host = require(
                 &n.host,
                 "host",
-                "the Nagios host the check belongs to",
+                &format!("the Nagios host the check belongs to{whose}"),
                 here,
                 d,
             );
-            let check = require(&n.check, "check", "the Nagios service name", here, d);
+            let check = require(
+                &n.check,
+                "check",
+                &format!("the Nagios service name{whose}"),
+                here,
+                d,
+            );
             Some(Some(Nagios {
                 server: server?,
                 host: host?,
@@ -296,14 +315,7 @@ fn health(
     let default_timeout = DEFAULT_HEALTH_TIMEOUT.min(interval / 2);
     if let Some(at) = timeout.given() {
         if at.value >= interval {
-            let whose = if from_defaults(at) {
-                match raw.name.value() {
-                    Some(name) => format!(" of cluster \"{name}\""),
-                    None => format!(" of {}", raw.path),
-                }
-            } else {
-                String::new()
-            };
+            let whose = for_cluster(&at.path, raw);
             d.at(
                 at.pos,
                 &at.path,
