@@ -141,3 +141,6 @@ pub fn parse(file: &str, text: &str) -> Result<Model, Errors> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

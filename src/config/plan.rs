@@ -174,3 +174,120 @@ pub fn render(model: &Model, file: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse;
+    use crate::ipvs::save::save_text;
+    use crate::types::Fwmark;
+
+    #[test]
+    fn active_passive_starts_with_the_preferred_node_only() {
+        // priority first, then the numeric address (10.0.0.9 before 10.0.0.10, which a
+        // string comparison would get wrong)
+        let m = parse(
+            "t",
+            "\
+clusters:
+  - cluster_name: db
+    fwmark: 5
+    scheduler: wrr
+    backend_mode: active_passive
+    nodes:
+      - {address: 10.0.0.10, port: 1, path: /, priority: 1}
+      - {address: 10.0.0.11, port: 1, path: /, priority: 2}
+      - {address: 10.0.0.9, port: 1, path: /, priority: 1}
+",
+        )
+        .unwrap();
+        assert_eq!(
+            save_text(&m.initial_ipvs()),
+            "-A -f 5 -s wrr\n-a -f 5 -r 10.0.0.9:0 -i -w 1 --tun-type ipip\n"
+        );
+    }
+
+    #[test]
+    fn multi_datacenter_adds_the_relay_with_local_nodes_only() {
+        let m = parse(
+            "t",
+            "\
+clusters:
+  - cluster_name: web
+    fwmark: 100
+    scheduler: wrr
+    multi_datacenter: true
+    nodes:
+      - {address: 127.0.0.1, port: 1, path: /}
+      - {address: 172.27.3.1, port: 9, interpol: true}
+",
+        )
+        .unwrap();
+        assert_eq!(
+            save_text(&m.initial_ipvs()),
+            "-A -f 100 -s wrr\n-a -f 100 -r 127.0.0.1:0 -i -w 1 --tun-type ipip\n\
+             -A -f 10100 -s wrr\n-a -f 10100 -r 127.0.0.1:0 -i -w 1 --tun-type ipip\n"
+        );
+        let keys = m.owned_services();
+        assert_eq!(
+            keys,
+            [
+                ServiceKey::fwmark_v4(Fwmark::new(100).unwrap()),
+                ServiceKey::fwmark_v4(Fwmark::new(10100).unwrap())
+            ]
+        );
+        let (c, relay) = m.cluster_by_fwmark(Fwmark::new(10100).unwrap()).unwrap();
+        assert_eq!((c.name.as_str(), relay), ("web", true));
+        assert!(m.cluster_by_fwmark(Fwmark::new(7).unwrap()).is_none());
+        assert!(m.cluster("web").is_some() && m.cluster("nope").is_none());
+    }
+
+    #[test]
+    fn forwarding_methods_map_to_ipvs() {
+        let base = "clusters:\n  - {cluster_name: a, fwmark: 1, scheduler: rr, nodes: [{address: 10.0.0.1, port: 1, path: /}], ";
+        let plan = |extra: &str| {
+            let m = parse("t", &format!("{base}{extra}}}\n")).unwrap();
+            save_text(&m.initial_ipvs())
+                .lines()
+                .nth(1)
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            plan("forwarding: ipip"),
+            "-a -f 1 -r 10.0.0.1:0 -i -w 1 --tun-type ipip"
+        );
+        assert_eq!(plan("forwarding: dr"), "-a -f 1 -r 10.0.0.1:0 -g -w 1");
+        assert_eq!(plan("forwarding: nat"), "-a -f 1 -r 10.0.0.1:0 -m -w 1");
+        assert_eq!(
+            plan("forwarding: gre, tunnel_checksum: remcsum"),
+            "-a -f 1 -r 10.0.0.1:0 -i -w 1 --tun-type gre --tun-remcsum"
+        );
+        assert_eq!(
+            plan("forwarding: gue, gue_port: 5555"),
+            "-a -f 1 -r 10.0.0.1:0 -i -w 1 --tun-type gue --tun-port 5555 --tun-nocsum"
+        );
+    }
+
+    #[test]
+    fn vips_become_mark_rules() {
+        let m = parse(
+            "t",
+            "\
+clusters:
+  - cluster_name: web
+    fwmark: 255
+    scheduler: wrr
+    vips:
+      - {address: 192.0.2.10, port: 443}
+      - {address: 192.0.2.10, protocol: udp, port: 8000-8080, interface: eth0}
+    nodes: [{address: 10.0.0.1, port: 1, path: /}]
+",
+        )
+        .unwrap();
+        assert_eq!(
+            nft_text(&m),
+            "table ip bigbro {\n\tchain prerouting {\n\t\ttype filter hook prerouting priority mangle; policy accept;\n\t\tip daddr 192.0.2.10 tcp dport 443 meta mark set 0x000000ff\n\t\tip daddr 192.0.2.10 udp dport 8000-8080 iifname \"eth0\" meta mark set 0x000000ff\n\t}\n}\n"
+        );
+    }
+}

@@ -40,6 +40,13 @@ pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     if let Some(same) = candidates.iter().find(|c| normalise(c) == w) {
         return Some(same);
     }
+    // an abbreviation of exactly one candidate (`proto` for `protocol`)
+    if w.chars().count() >= 4 {
+        let mut prefixed = candidates.iter().filter(|c| normalise(c).starts_with(&w));
+        if let (Some(only), None) = (prefixed.next(), prefixed.next()) {
+            return Some(only);
+        }
+    }
     let limit = (w.chars().count() / 3).max(1);
     candidates
         .iter()
@@ -60,8 +67,14 @@ mod tests {
         assert_eq!(did_you_mean("fw_mark", &keys), Some("fwmark"));
         assert_eq!(did_you_mean("fwmakr", &keys), Some("fwmark"));
         assert_eq!(did_you_mean("checkInterval", &keys), Some("check_interval"));
-        assert_eq!(did_you_mean("rampup", &keys), None);
+        assert_eq!(did_you_mean("rampup", &keys), Some("ramp_up_time"));
+        assert_eq!(did_you_mean("rampage", &keys), None);
         assert_eq!(did_you_mean("colour", &keys), None);
+        assert_eq!(did_you_mean("ramp", &keys), Some("ramp_up_time"));
+        assert_eq!(
+            did_you_mean("proto", &["port", "protocol"]),
+            Some("protocol")
+        );
         assert_eq!(did_you_mean("", &keys), None);
     }
 
