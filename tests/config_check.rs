@@ -2,20 +2,10 @@
 //! reference example and broken files. Exact stdout, stderr and exit codes.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+mod config_common;
 
-fn bigbro(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bigbro"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run bigbro")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).expect("utf-8 output")
-}
+use config_common::{bigbro, text};
 
 /// Runs `bigbro check -c FILE` on a temporary file holding `content`.
 fn check_bytes(content: &[u8]) -> (Output, tempfile::TempDir, String) {

@@ -2,19 +2,14 @@
 //! configuration is loaded and validated, the command-line overrides applied, the result
 //! logged (debug with -v), and an invalid configuration starts nothing (exit 1).
 
-use std::process::{Command, Output};
+mod config_common;
 
-fn bigbro(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bigbro"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run bigbro")
-}
+use std::process::Output;
+
+use config_common::{bigbro, text};
 
 fn stderr(out: &Output) -> String {
-    String::from_utf8(out.stderr.clone()).unwrap()
+    text(&out.stderr)
 }
 
 #[test]
