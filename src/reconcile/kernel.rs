@@ -1,0 +1,186 @@
+//! The seam between the reconciler and IPVS: the three calls a pass needs (list services,
+//! list one service's destinations, apply a batch), implemented by the real netlink
+//! client and by an in-memory fake.
+//!
+//! The fake exists for fast unit tests of reconciliation logic (and of the daemon's
+//! policy around it). It mimics the kernel's answers (EEXIST, ESRCH, ENOENT) but it is
+//! never the test of a kernel feature: those run against the real kernel in the test bed.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use nix::libc;
+
+use crate::ipvs::{self, Dest, DestEntry, Op, Operation, Service, ServiceEntry, ServiceKey, Stats};
+
+/// What the reconciler needs from IPVS.
+pub trait IpvsKernel: Send + Sync {
+    /// Every service in the namespace (one dump). The caller filters to what it owns.
+    fn services(&self) -> impl Future<Output = Result<Vec<ServiceEntry>, ipvs::Error>> + Send;
+    /// The destinations of one service (one dump).
+    fn dests(
+        &self,
+        key: &ServiceKey,
+    ) -> impl Future<Output = Result<Vec<DestEntry>, ipvs::Error>> + Send;
+    /// Applies `ops` in order and answers one result per op.
+    fn apply(&self, ops: &[Op]) -> impl Future<Output = Vec<Result<(), ipvs::Error>>> + Send;
+}
+
+impl IpvsKernel for ipvs::Client {
+    async fn services(&self) -> Result<Vec<ServiceEntry>, ipvs::Error> {
+        ipvs::Client::services(self).await
+    }
+    async fn dests(&self, key: &ServiceKey) -> Result<Vec<DestEntry>, ipvs::Error> {
+        ipvs::Client::dests(self, key).await
+    }
+    async fn apply(&self, ops: &[Op]) -> Vec<Result<(), ipvs::Error>> {
+        ipvs::Client::apply(self, ops).await
+    }
+}
+
+/// A service and its destinations keyed by (address, port), as the fake holds them.
+type FakeService = (Service, BTreeMap<(IpAddr, u16), Dest>);
+
+/// An in-memory IPVS table that answers like the kernel does, for unit tests.
+#[derive(Default)]
+pub struct FakeKernel {
+    table: Mutex<BTreeMap<ServiceKey, FakeService>>,
+    /// Errno to answer for the next ops whose description contains the key text.
+    failures: Mutex<Vec<(String, i32)>>,
+    /// Every op applied successfully, in order.
+    pub log: Mutex<Vec<Op>>,
+}
+
+impl FakeKernel {
+    pub fn new() -> FakeKernel {
+        FakeKernel::default()
+    }
+
+    /// Makes every future op whose `Display` contains `needle` fail with `errno` until
+    /// [`FakeKernel::clear_failures`].
+    pub fn fail_ops_matching(&self, needle: &str, errno: i32) {
+        self.failures
+            .lock()
+            .unwrap()
+            .push((needle.to_string(), errno));
+    }
+
+    pub fn clear_failures(&self) {
+        self.failures.lock().unwrap().clear();
+    }
+
+    /// The table in `ipvsadm -S -n` form, for assertions.
+    pub fn save(&self) -> String {
+        let table = self.table.lock().unwrap();
+        let state: Vec<(Service, Vec<Dest>)> = table
+            .values()
+            .map(|(s, d)| (s.clone(), d.values().cloned().collect()))
+            .collect();
+        ipvs::save::save_text(&state)
+    }
+
+    /// Changes the table behind the reconciler's back, as an operator with ipvsadm would.
+    pub fn hand_edit(&self, op: Op) {
+        self.apply_one(&op).expect("hand edit applies");
+    }
+
+    fn apply_one(&self, op: &Op) -> Result<(), i32> {
+        if let Some((_, errno)) = self
+            .failures
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(needle, _)| op.to_string().contains(needle.as_str()))
+        {
+            return Err(*errno);
+        }
+        let mut table = self.table.lock().unwrap();
+        match op {
+            Op::AddService(s) => {
+                if table.contains_key(&s.key) {
+                    return Err(libc::EEXIST);
+                }
+                table.insert(s.key, (s.clone(), BTreeMap::new()));
+            }
+            Op::EditService(s) => {
+                let entry = table.get_mut(&s.key).ok_or(libc::ESRCH)?;
+                entry.0 = s.clone();
+            }
+            Op::DelService(k) => {
+                table.remove(k).ok_or(libc::ESRCH)?;
+            }
+            Op::AddDest { service, dest } => {
+                let entry = table.get_mut(service).ok_or(libc::ESRCH)?;
+                if entry.1.contains_key(&(dest.addr, dest.port)) {
+                    return Err(libc::EEXIST);
+                }
+                entry.1.insert((dest.addr, dest.port), dest.clone());
+            }
+            Op::EditDest { service, dest } => {
+                let entry = table.get_mut(service).ok_or(libc::ESRCH)?;
+                let slot = entry
+                    .1
+                    .get_mut(&(dest.addr, dest.port))
+                    .ok_or(libc::ENOENT)?;
+                *slot = dest.clone();
+            }
+            Op::DelDest {
+                service,
+                addr,
+                port,
+            } => {
+                let entry = table.get_mut(service).ok_or(libc::ESRCH)?;
+                entry.1.remove(&(*addr, *port)).ok_or(libc::ENOENT)?;
+            }
+            Op::Flush => table.clear(),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl IpvsKernel for FakeKernel {
+    async fn services(&self) -> Result<Vec<ServiceEntry>, ipvs::Error> {
+        Ok(self
+            .table
+            .lock()
+            .unwrap()
+            .values()
+            .map(|(s, _)| ServiceEntry {
+                service: s.clone(),
+                stats: Stats::default(),
+            })
+            .collect())
+    }
+    async fn dests(&self, key: &ServiceKey) -> Result<Vec<DestEntry>, ipvs::Error> {
+        // Like the kernel: a missing service gives an empty dump, not an error.
+        Ok(self
+            .table
+            .lock()
+            .unwrap()
+            .get(key)
+            .map(|(_, d)| {
+                d.values()
+                    .map(|d| DestEntry {
+                        dest: d.clone(),
+                        active_conns: 0,
+                        inactive_conns: 0,
+                        persist_conns: 0,
+                        stats: Stats::default(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+    async fn apply(&self, ops: &[Op]) -> Vec<Result<(), ipvs::Error>> {
+        ops.iter()
+            .map(|op| {
+                self.apply_one(op)
+                    .map(|()| self.log.lock().unwrap().push(op.clone()))
+                    .map_err(|errno| ipvs::Error::from_errno(Operation::Apply(op.clone()), errno))
+            })
+            .collect()
+    }
+}
