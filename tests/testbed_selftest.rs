@@ -154,6 +154,18 @@ kernel_test! {
         assert_eq!(again.server("rs1").sh("echo hi"), "hi\n");
     }
 
+    fn kernel_loads_modules_on_demand_and_modprobe_loads_the_rest() {
+        // Not loaded at boot: the kernel asks the first stage's modprobe for them.
+        testbed::sh("ipvsadm -A -f 3 -s sh");
+        assert!(testbed::sh("cat /proc/modules").contains("ip_vs_sh "));
+        testbed::sh("nft add table ip t && nft 'add chain ip t post { type nat hook postrouting priority 100; }'");
+        assert!(testbed::sh("cat /proc/modules").contains("nft_chain_nat "));
+        // Never loaded on demand: testbed::modprobe.
+        assert!(!testbed::sh("cat /proc/modules").contains("ip_vs_ftp "));
+        testbed::modprobe("ip_vs_ftp");
+        assert!(testbed::sh("cat /proc/modules").contains("ip_vs_ftp "));
+    }
+
     fn deliberately_failing_when_asked() {
         if std::env::var_os(MISBEHAVE).is_some() {
             panic!("deliberate failure inside the guest");
@@ -180,6 +192,7 @@ fn host_reports_guest_failures_and_hangs() {
         .args(["deliberately_", "--test-threads=2"])
         .env(MISBEHAVE, "1")
         .env("BIGBRO_TESTBED_TIMEOUT", "5")
+        .env("RUST_BACKTRACE", "0") // symbolizing is slow under TCG
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);

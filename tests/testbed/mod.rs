@@ -35,12 +35,13 @@ mod image;
 use std::sync::Mutex;
 
 #[allow(unused_imports)]
-pub use guest::{block_on, session_tests, sh, sh_status};
+pub use guest::{block_on, modprobe, session_tests, sh, sh_status};
 
 /// Declares kernel tests: each `fn name() { body }` becomes a `#[test] fn name()` whose
 /// body runs inside the test bed's guest kernel. Attributes written before `fn` (doc
-/// comments, `#[should_panic]`...) are kept. `#[ignore]` is not supported: the guest would
-/// still run the test.
+/// comments...) are kept on the host test. Not supported: `#[ignore]` (the guest would
+/// still run the test) and `#[should_panic]` (the host test itself does not panic); assert
+/// on a `Result`, or use `std::panic::catch_unwind`, instead.
 macro_rules! kernel_test {
     () => {};
     ($(#[$meta:meta])* fn $name:ident() $body:block $($rest:tt)*) => {
