@@ -44,6 +44,12 @@ kernel_test! {
         assert!(message.contains("exit status 1") && message.contains("why"), "{message}");
     }
 
+    fn tests_may_return_results() -> Result<(), std::io::Error> {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")?;
+        assert!(release.starts_with("6.1."), "{release}");
+        Ok(())
+    }
+
     fn block_on_runs_tokio_in_the_test_namespace() {
         let ours = std::fs::read_link("/proc/thread-self/ns/net").unwrap();
         let (theirs, echoed) = testbed::block_on(async {
@@ -172,6 +178,13 @@ kernel_test! {
         }
     }
 
+    fn deliberately_returning_an_error_when_asked() -> Result<(), String> {
+        match std::env::var_os(MISBEHAVE) {
+            Some(_) => Err("deliberate error inside the guest".into()),
+            None => Ok(()),
+        }
+    }
+
     fn deliberately_hanging_when_asked() {
         if std::env::var_os(MISBEHAVE).is_some() {
             println!("about to hang");
@@ -182,7 +195,7 @@ kernel_test! {
 }
 
 /// Runs the `deliberately_*` kernel tests again, misbehaving, in a VM of their own with a
-/// 5 s time limit, and checks the host reports both as failed, with the guest's words.
+/// 5 s time limit, and checks the host reports all three as failed, with the guest's words.
 #[test]
 fn host_reports_guest_failures_and_hangs() {
     if !testbed::host_ready("host_reports_guest_failures_and_hangs") {
@@ -202,11 +215,13 @@ fn host_reports_guest_failures_and_hangs() {
     for expected in [
         "test deliberately_failing_when_asked ... FAILED",
         "test deliberately_hanging_when_asked ... FAILED",
+        "test deliberately_returning_an_error_when_asked ... FAILED",
+        "\"deliberate error inside the guest\"",
         "deliberate failure inside the guest",
         "about to hang",
         "timed out after 5s",
-        "test result: FAILED. 0 passed; 2 failed",
-        "testbed: 2 kernel test(s) ran in the guest",
+        "test result: FAILED. 0 passed; 3 failed",
+        "testbed: 3 kernel test(s) ran in the guest",
         "testbed: guest kernel ",
     ] {
         assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
