@@ -337,3 +337,79 @@ pub fn socket_text(addr: &IpAddr, port: u16) -> String {
         IpAddr::V6(a) => format!("[{a}]:{port}"),
     }
 }
+
+/// What `GET_INFO` reports: the IPVS version code and the connection table size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Info {
+    /// `IP_VS_VERSION_CODE`, e.g. `0x010201` for 1.2.1.
+    pub version: u32,
+    /// Size of the connection hash table (`2^CONFIG_IP_VS_TAB_BITS`).
+    pub conn_tab_size: u32,
+}
+
+impl Info {
+    /// `"1.2.1"`, as ipvsadm prints it in its listing header.
+    pub fn version_text(&self) -> String {
+        format!(
+            "{}.{}.{}",
+            (self.version >> 16) & 0xff,
+            (self.version >> 8) & 0xff,
+            self.version & 0xff
+        )
+    }
+}
+
+/// Connection timeouts in seconds (`ipvsadm --set tcp tcpfin udp`); 0 means "unchanged"
+/// when setting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Timeouts {
+    pub tcp: u32,
+    pub tcp_fin: u32,
+    pub udp: u32,
+}
+
+/// Role of a connection-sync daemon (`IP_VS_STATE_MASTER` / `IP_VS_STATE_BACKUP`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DaemonState {
+    Master,
+    Backup,
+}
+
+impl DaemonState {
+    pub fn code(self) -> u32 {
+        match self {
+            DaemonState::Master => 1,
+            DaemonState::Backup => 2,
+        }
+    }
+    pub fn from_code(code: u32) -> Option<DaemonState> {
+        match code {
+            1 => Some(DaemonState::Master),
+            2 => Some(DaemonState::Backup),
+            _ => None,
+        }
+    }
+    /// `master` / `backup`, as ipvsadm spells them.
+    pub fn label(self) -> &'static str {
+        match self {
+            DaemonState::Master => "master",
+            DaemonState::Backup => "backup",
+        }
+    }
+}
+
+/// A connection-sync daemon's configuration (`--start-daemon`). Zero values of
+/// `sync_maxlen`, `mcast_port` and `mcast_ttl` mean "the kernel's default".
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SyncDaemon {
+    pub state: DaemonState,
+    /// Multicast interface (`--mcast-interface`).
+    pub mcast_ifn: String,
+    /// `--syncid`.
+    pub sync_id: u32,
+    pub sync_maxlen: u16,
+    /// Multicast group; `None` is the kernel's default (224.0.0.81).
+    pub mcast_group: Option<IpAddr>,
+    pub mcast_port: u16,
+    pub mcast_ttl: u8,
+}

@@ -1,0 +1,1 @@
+//! Data-plane fixtures (work in progress).

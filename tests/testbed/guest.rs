@@ -1,0 +1,63 @@
+//! The guest side of the test bed: what runs around a kernel test's body inside the VM
+//! (a fresh network namespace with `lo` up, so no IPVS, nft or routing state can leak
+//! between tests), and the helpers test bodies use: `sh`, `sh_status`, `block_on`. These
+//! helpers change kernel state, so they must only be called from kernel test bodies, which
+//! only ever run inside the guest.
+
+use std::future::Future;
+use std::process::Command;
+
+use nix::sched::{unshare, CloneFlags};
+
+/// Runs the body of kernel test `name` in a fresh network namespace with `lo` up.
+pub fn run(name: &str, body: impl FnOnce()) {
+    // A new network namespace for this thread; the processes and threads it starts
+    // (sh, tokio workers, fixtures) inherit it.
+    unshare(CloneFlags::CLONE_NEWNET)
+        .unwrap_or_else(|e| panic!("testbed: {name}: cannot create a network namespace: {e}"));
+    sh("ip link set lo up");
+    body();
+}
+
+/// Runs `command` with `/bin/sh -c` and returns its standard output. Panics, showing the
+/// command, its exit status, stdout and stderr, when it exits non-zero.
+pub fn sh(command: &str) -> String {
+    let (status, stdout, stderr) = sh_status(command);
+    if status != 0 {
+        panic!(
+            "command failed (exit status {status}): {command}\n\
+             --- stdout ---\n{stdout}--- stderr ---\n{stderr}--- end ---"
+        );
+    }
+    stdout
+}
+
+/// Runs `command` with `/bin/sh -c` and returns (exit status, stdout, stderr). A command
+/// killed by signal N reports 128 + N, as shells do. Panics only when `/bin/sh` cannot be
+/// started at all.
+pub fn sh_status(command: &str) -> (i32, String, String) {
+    let output = Command::new("/bin/sh")
+        .args(["-c", command])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run /bin/sh for `{command}`: {e}"));
+    let status = output.status.code().unwrap_or_else(|| {
+        use std::os::unix::process::ExitStatusExt;
+        128 + output.status.signal().unwrap_or(0)
+    });
+    (
+        status,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Runs `future` to completion on a new multi-threaded tokio runtime (2 workers, IO and
+/// time enabled) whose threads share the test's network namespace.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("testbed: cannot build a tokio runtime")
+        .block_on(future)
+}

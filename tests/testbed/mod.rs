@@ -1,0 +1,121 @@
+//! The kernel test bed: runs bigbro's kernel tests inside a real Debian kernel (IPVS,
+//! nf_tables, IPIP, veth, network namespaces) booted under qemu, while they stay ordinary
+//! `#[test]`s of an integration-test file.
+//!
+//! ```ignore
+//! mod testbed;
+//! use testbed::kernel_test;
+//!
+//! kernel_test! {
+//!     fn fwmark_service_roundtrip() {
+//!         // Runs INSIDE the guest, as root, in a fresh network namespace with `lo` up.
+//!         testbed::sh("ipvsadm -A -f 7 -s wlc");
+//!         assert_eq!(testbed::sh("ipvsadm -S -n"), "-A -f 7 -s wlc\n");
+//!     }
+//! }
+//! ```
+//!
+//! On the host the first kernel test of a test binary boots one VM (host.rs). The guest
+//! mounts the host's root file system read-only over 9p, chroots into it and runs this same
+//! test binary once per selected kernel test, with `BIGBRO_TESTBED_GUEST=1`: there the
+//! macro runs the body (guest.rs). Each host `#[test]` then reports its own guest result.
+//! Without qemu or the kernel cache a kernel test prints one loud line and passes, unless
+//! `CI` is set, where it fails (host.rs, `prerequisites`). `tests/setup.sh` installs both.
+//!
+//! The test bed must never touch the host's network state: everything that changes the
+//! kernel happens inside the guest.
+#![allow(dead_code)]
+
+pub mod dataplane;
+mod filter;
+mod guest;
+mod host;
+mod image;
+
+use std::sync::Mutex;
+
+#[allow(unused_imports)]
+pub use guest::{block_on, sh, sh_status};
+
+/// Declares kernel tests: each `fn name() { body }` becomes a `#[test] fn name()` whose
+/// body runs inside the test bed's guest kernel. Attributes written before `fn` (doc
+/// comments, `#[should_panic]`...) are kept. `#[ignore]` is not supported: the guest would
+/// still run the test.
+macro_rules! kernel_test {
+    () => {};
+    ($(#[$meta:meta])* fn $name:ident() $body:block $($rest:tt)*) => {
+        #[test]
+        $(#[$meta])*
+        fn $name() {
+            $crate::testbed::run_kernel_test(module_path!(), stringify!($name), || $body);
+        }
+
+        const _: () = {
+            // Runs before main (like the `inventory` crate does), so that the host knows
+            // every kernel test of this binary before the first one boots the VM.
+            #[used]
+            #[link_section = ".init_array"]
+            static REGISTER: extern "C" fn() = {
+                extern "C" fn register() {
+                    $crate::testbed::register(module_path!(), stringify!($name));
+                }
+                register
+            };
+        };
+
+        $crate::testbed::kernel_test! { $($rest)* }
+    };
+}
+pub(crate) use kernel_test;
+
+/// Names of every kernel test in this binary, as libtest names them.
+static REGISTRY: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// The environment variable that tells the test binary it runs inside the guest.
+const GUEST_ENV: &str = "BIGBRO_TESTBED_GUEST";
+
+/// Called before main by every `kernel_test!` function: records its libtest name.
+#[doc(hidden)]
+pub fn register(module_path: &str, name: &str) {
+    let full = test_name(module_path, name);
+    REGISTRY
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(full);
+}
+
+/// Every kernel test this binary holds, sorted.
+fn registered() -> Vec<String> {
+    let mut all = REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    all.sort();
+    all.dedup();
+    all
+}
+
+/// libtest names a test by its module path without the crate name.
+fn test_name(module_path: &str, name: &str) -> String {
+    match module_path.split_once("::") {
+        Some((_crate, rest)) => format!("{rest}::{name}"),
+        None => name.to_string(),
+    }
+}
+
+/// The body of every `kernel_test!` function: in the guest, runs the test; on the host,
+/// reports the guest's result for it (booting the VM first if no test has yet).
+#[doc(hidden)]
+pub fn run_kernel_test(module_path: &str, name: &str, body: impl FnOnce()) {
+    let name = test_name(module_path, name);
+    if std::env::var_os(GUEST_ENV).is_some() {
+        guest::run(&name, body);
+    } else {
+        host::report(&name);
+    }
+}
+
+/// For ordinary host `#[test]`s that drive the test bed themselves (for example by running
+/// this test binary again): true when qemu and the test kernel are there. When they are
+/// not, prints the same loud line a kernel test prints and returns false, or panics when
+/// `CI` is set.
+pub fn host_ready(test: &str) -> bool {
+    host::ready(test)
+}
