@@ -7,12 +7,37 @@
 //! it on `ipvs::Client`, tests implement it in memory. Implementations must never retry or
 //! reorder operations, so that errors surface exactly where ipvsadm's would.
 
-use super::command::{Command, Daemon, Timeouts};
-use super::listing::Info;
-use crate::ipvs::{DestEntry, ServiceEntry, ServiceKey};
+use crate::ipvs::{DestEntry, Info, Op, ServiceEntry, ServiceKey, SyncDaemon, Timeouts};
 
 /// A positive `errno` value reported by the kernel (or by the transport).
 pub type Errno = i32;
+
+/// Why a kernel request failed: the errno ipvsadm would see, and, for failures that are
+/// not the kernel's answer (a lost reply, a socket error), a sentence saying what happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelError {
+    pub errno: Errno,
+    pub detail: Option<String>,
+}
+
+impl From<Errno> for KernelError {
+    fn from(errno: Errno) -> Self {
+        KernelError {
+            errno,
+            detail: None,
+        }
+    }
+}
+
+impl KernelError {
+    /// What ipvsadm prints for this error from `func`.
+    pub fn message(&self, func: Func) -> String {
+        match &self.detail {
+            Some(d) => d.clone(),
+            None => ipvs_strerror(func, self.errno),
+        }
+    }
+}
 
 pub const EPERM: Errno = 1;
 pub const ENOENT: Errno = 2;
@@ -28,24 +53,20 @@ pub const EMSGSIZE: Errno = 90;
 /// The kernel as `bigbro ipvsadm` uses it. Every method is one ipvsadm request.
 pub trait Backend {
     /// `IPVS_CMD_GET_INFO`.
-    fn info(&mut self) -> Result<Info, Errno>;
+    fn info(&mut self) -> Result<Info, KernelError>;
     /// Every service, in the kernel's order.
-    fn services(&mut self) -> Result<Vec<ServiceEntry>, Errno>;
+    fn services(&mut self) -> Result<Vec<ServiceEntry>, KernelError>;
     /// One service (`ESRCH` if missing).
-    fn service(&mut self, key: &ServiceKey) -> Result<ServiceEntry, Errno>;
+    fn service(&mut self, key: &ServiceKey) -> Result<ServiceEntry, KernelError>;
     /// The destinations of a service, in the kernel's order.
-    fn dests(&mut self, key: &ServiceKey) -> Result<Vec<DestEntry>, Errno>;
+    fn dests(&mut self, key: &ServiceKey) -> Result<Vec<DestEntry>, KernelError>;
     /// `IPVS_CMD_GET_CONFIG`.
-    fn timeouts(&mut self) -> Result<Timeouts, Errno>;
+    fn timeouts(&mut self) -> Result<Timeouts, KernelError>;
     /// Running sync daemons, in the kernel's order.
-    fn daemons(&mut self) -> Result<Vec<Daemon>, Errno>;
-    /// One change (a command for which [`Command::is_change`] is true).
-    fn apply(&mut self, cmd: &Command) -> Result<(), Errno>;
-    /// Several changes, executed in order as if one by one; one result per command. The
-    /// default sends them one at a time; a client may pipeline them.
-    fn apply_all(&mut self, cmds: &[Command]) -> Vec<Result<(), Errno>> {
-        cmds.iter().map(|c| self.apply(c)).collect()
-    }
+    fn daemons(&mut self) -> Result<Vec<SyncDaemon>, KernelError>;
+    /// Changes, executed in order as if one by one (a failure affects only its own
+    /// entry); one result per op. A client may pipeline them.
+    fn apply(&mut self, ops: &[Op]) -> Vec<Result<(), KernelError>>;
 }
 
 /// Which libipvs function failed, for [`ipvs_strerror`].
@@ -67,19 +88,19 @@ pub enum Func {
 }
 
 impl Func {
-    /// The function libipvs runs for a change command.
-    pub fn of(cmd: &Command) -> Func {
-        match cmd {
-            Command::AddService(_) => Func::AddService,
-            Command::EditService(_) => Func::UpdateService,
-            Command::DelService(_) => Func::DelService,
-            Command::Zero(_) => Func::ZeroService,
-            Command::AddDest(..) => Func::AddDest,
-            Command::EditDest(..) => Func::UpdateDest,
-            Command::DelDest(..) => Func::DelDest,
-            Command::StartDaemon(_) => Func::StartDaemon,
-            Command::StopDaemon(_) => Func::StopDaemon,
-            _ => Func::Other,
+    /// The function libipvs runs for a change.
+    pub fn of(op: &Op) -> Func {
+        match op {
+            Op::AddService(_) => Func::AddService,
+            Op::EditService(_) => Func::UpdateService,
+            Op::DelService(_) => Func::DelService,
+            Op::Zero(_) => Func::ZeroService,
+            Op::AddDest { .. } => Func::AddDest,
+            Op::EditDest { .. } => Func::UpdateDest,
+            Op::DelDest { .. } => Func::DelDest,
+            Op::StartDaemon(_) => Func::StartDaemon,
+            Op::StopDaemon(_) => Func::StopDaemon,
+            Op::Flush | Op::SetTimeouts(_) => Func::Other,
         }
     }
 }

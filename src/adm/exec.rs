@@ -12,7 +12,7 @@
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
-use super::backend::{ipvs_strerror, Backend, Errno, Func};
+use super::backend::{Backend, Func, KernelError};
 use super::command::{Command, Format, List, ListTarget};
 use super::conn;
 use super::help;
@@ -22,7 +22,7 @@ use super::names::Resolver;
 use super::parse::{parse, ParseError};
 use super::restore::ConfigStream;
 use super::sort::{sort_dests, sort_services};
-use crate::ipvs::{DestEntry, ServiceEntry};
+use crate::ipvs::{DestEntry, Info, Op, ServiceEntry};
 
 /// How many consecutive changes of a restore are handed to the backend at once.
 const BATCH: usize = 256;
@@ -31,8 +31,8 @@ const BATCH: usize = 256;
 #[derive(Debug, PartialEq, Eq)]
 pub struct Exit(pub u8);
 
-/// Opens the kernel connection (libipvs `ipvs_init`); an errno on failure.
-pub type Connect<'a> = dyn FnMut() -> Result<Box<dyn Backend + 'a>, Errno> + 'a;
+/// Opens the kernel connection (libipvs `ipvs_init`).
+pub type Connect<'a> = dyn FnMut() -> Result<Box<dyn Backend + 'a>, KernelError> + 'a;
 
 /// Everything a run needs from the outside world.
 pub struct Runner<'a> {
@@ -67,6 +67,16 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// ipvsadm's message when `ipvs_init` fails; exit 2.
+    fn cannot_initialize(&mut self, e: &KernelError) -> Exit {
+        let msg = format!(
+            "Can't initialize ipvs: {}\nAre you sure that IP Virtual Server is built in the kernel or as module?\n",
+            e.message(Func::Other)
+        );
+        self.eprint(&msg);
+        Exit(2)
+    }
+
     fn eprint(&mut self, text: &str) {
         let _ = self.err.write_all(text.as_bytes());
         let _ = self.err.flush();
@@ -77,14 +87,7 @@ impl<'a> Runner<'a> {
         if self.backend.is_none() {
             match (self.connect)() {
                 Ok(b) => self.backend = Some(b),
-                Err(e) => {
-                    let msg = format!(
-                        "Can't initialize ipvs: {}\nAre you sure that IP Virtual Server is built in the kernel or as module?\n",
-                        ipvs_strerror(Func::Other, e)
-                    );
-                    self.eprint(&msg);
-                    return Err(Exit(2));
-                }
+                Err(e) => return Err(self.cannot_initialize(&e)),
             }
         }
         Ok(self.backend.as_deref_mut().expect("connected above"))
@@ -156,18 +159,18 @@ impl<'a> Runner<'a> {
             Command::List(list) => self.list(list).map(|()| 0),
             Command::Save(format) => self.list_all(*format).map(|()| 0),
             Command::Restore => Ok(0),
-            change => {
-                let result = self.kernel()?.apply(change);
-                Ok(self.report(change, result))
+            Command::Change(op) => {
+                let mut pending = vec![op.clone()];
+                self.flush(&mut pending)
             }
         }
     }
 
-    fn report(&mut self, cmd: &Command, result: Result<(), Errno>) -> i32 {
+    fn report(&mut self, op: &Op, result: Result<(), KernelError>) -> i32 {
         match result {
             Ok(()) => 0,
             Err(e) => {
-                let msg = format!("{}\n", ipvs_strerror(Func::of(cmd), e));
+                let msg = format!("{}\n", e.message(Func::of(op)));
                 self.eprint(&msg);
                 -1
             }
@@ -226,23 +229,16 @@ impl<'a> Runner<'a> {
     }
 
     /// Prints ipvsadm's message for a failed query and exits 1.
-    fn die<T>(&mut self, func: Func, e: Errno) -> Result<T, Exit> {
-        let msg = format!("{}\n", ipvs_strerror(func, e));
+    fn die<T>(&mut self, func: Func, e: KernelError) -> Result<T, Exit> {
+        let msg = format!("{}\n", e.message(func));
         self.eprint(&msg);
         Err(Exit(1))
     }
 
-    fn info(&mut self) -> Result<listing::Info, Exit> {
+    fn info(&mut self) -> Result<Info, Exit> {
         match self.kernel()?.info() {
             Ok(i) => Ok(i),
-            Err(e) => {
-                let msg = format!(
-                    "Can't initialize ipvs: {}\nAre you sure that IP Virtual Server is built in the kernel or as module?\n",
-                    ipvs_strerror(Func::Other, e)
-                );
-                self.eprint(&msg);
-                Err(Exit(2))
-            }
+            Err(e) => Err(self.cannot_initialize(&e)),
         }
     }
 
@@ -345,21 +341,19 @@ impl<'a> Runner<'a> {
     /// ipvsadm's `restore_table`.
     fn restore(&mut self, stdin: &mut dyn BufRead) -> Result<i32, Exit> {
         let mut stream = ConfigStream::new(stdin);
-        let mut pending: Vec<Command> = Vec::new();
+        let mut pending: Vec<Op> = Vec::new();
         let mut result = 0;
         while let Ok(Some(words)) = stream.next_line() {
             if words.is_empty() {
                 continue;
             }
             let parsed = parse(&words, self.names);
-            if let Ok(cmd) = &parsed {
-                if cmd.is_change() {
-                    pending.push(cmd.clone());
-                    if pending.len() >= BATCH {
-                        result = self.flush(&mut pending)?;
-                    }
-                    continue;
+            if let Ok(Command::Change(op)) = parsed {
+                pending.push(op);
+                if pending.len() >= BATCH {
+                    result = self.flush(&mut pending)?;
                 }
+                continue;
             }
             if !pending.is_empty() {
                 self.flush(&mut pending)?;
@@ -381,12 +375,12 @@ impl<'a> Runner<'a> {
     }
 
     /// Applies pending changes; reports their errors in order; the last one's status.
-    fn flush(&mut self, pending: &mut Vec<Command>) -> Result<i32, Exit> {
-        let cmds = std::mem::take(pending);
-        let results = self.kernel()?.apply_all(&cmds);
+    fn flush(&mut self, pending: &mut Vec<Op>) -> Result<i32, Exit> {
+        let ops = std::mem::take(pending);
+        let results = self.kernel()?.apply(&ops);
         let mut last = 0;
-        for (cmd, r) in cmds.iter().zip(results) {
-            last = self.report(cmd, r);
+        for (op, r) in ops.iter().zip(results) {
+            last = self.report(op, r);
         }
         Ok(last)
     }

@@ -8,13 +8,11 @@
 
 use serde::Serialize;
 
-use super::command::{Daemon, Timeouts};
 use super::conn::Conn;
-use super::listing::Info;
 use crate::ipvs::save::{ntop, sched_flag_names, service_arg};
 use crate::ipvs::{
-    DestEntry, Family, ForwardMethod, ServiceEntry, ServiceFlags, ServiceKey, Stats, Tunnel,
-    TunnelFlags,
+    DestEntry, Family, ForwardMethod, Info, ServiceEntry, ServiceFlags, ServiceKey, Stats,
+    SyncDaemon, Timeouts, Tunnel, TunnelFlags,
 };
 
 #[derive(Serialize)]
@@ -218,12 +216,7 @@ fn finish<T: Serialize>(value: &T) -> Vec<u8> {
 /// `-L --json`: the whole table.
 pub fn table(info: &Info, services: &[(ServiceEntry, Vec<DestEntry>)]) -> Vec<u8> {
     finish(&JsonTable {
-        version: format!(
-            "{}.{}.{}",
-            (info.version >> 16) & 0xff,
-            (info.version >> 8) & 0xff,
-            info.version & 0xff
-        ),
+        version: info.version_text(),
         conn_tab_size: info.conn_tab_size,
         services: services.iter().map(|(s, d)| service(s, d)).collect(),
     })
@@ -234,13 +227,48 @@ pub fn one_service(entry: &ServiceEntry, dests: &[DestEntry]) -> Vec<u8> {
     finish(&service(entry, dests))
 }
 
+#[derive(Serialize)]
+struct JsonTimeouts {
+    tcp: u32,
+    tcp_fin: u32,
+    udp: u32,
+}
+
 /// `-L --timeout --json`.
 pub fn timeouts(t: &Timeouts) -> Vec<u8> {
-    finish(t)
+    finish(&JsonTimeouts {
+        tcp: t.tcp,
+        tcp_fin: t.tcp_fin,
+        udp: t.udp,
+    })
+}
+
+#[derive(Serialize)]
+struct JsonDaemon {
+    /// `master` or `backup`.
+    state: &'static str,
+    mcast_interface: String,
+    syncid: u32,
+    sync_maxlen: u16,
+    mcast_group: Option<String>,
+    mcast_port: u16,
+    mcast_ttl: u8,
 }
 
 /// `-L --daemon --json`.
-pub fn daemons(list: &[Daemon]) -> Vec<u8> {
+pub fn daemons(list: &[SyncDaemon]) -> Vec<u8> {
+    let list: Vec<JsonDaemon> = list
+        .iter()
+        .map(|d| JsonDaemon {
+            state: d.state.label(),
+            mcast_interface: d.mcast_ifn.clone(),
+            syncid: d.sync_id,
+            sync_maxlen: d.sync_maxlen,
+            mcast_group: d.mcast_group.as_ref().map(ntop),
+            mcast_port: d.mcast_port,
+            mcast_ttl: d.mcast_ttl,
+        })
+        .collect();
     finish(&list)
 }
 

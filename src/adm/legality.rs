@@ -295,11 +295,13 @@ pub fn check_tunnel(tun_type: u8, options: OptSet) -> Result<(), String> {
             }
             b'1' => match exclusive {
                 None => exclusive = Some(*o),
-                Some(last) => return Err(format!(
+                Some(last) => {
+                    return Err(format!(
                     "The option '{}' conflicts with the '{}' option in the '{name}' tunnel type",
                     o.name(),
                     last.name()
-                )),
+                ))
+                }
             },
             _ => {}
         }

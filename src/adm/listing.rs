@@ -10,24 +10,15 @@
 use std::io::Write;
 use std::net::IpAddr;
 
-use super::command::{Daemon, Format, Timeouts};
+use super::command::Format;
 use super::names::{Resolver, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP};
 use crate::ipvs::save::{
     dest_rule, has_sched_flags, ntop, sched_flag_names, service_arg_with, service_rule,
 };
 use crate::ipvs::{
-    DestEntry, Family, ForwardMethod, Protocol, ServiceEntry, ServiceFlags, ServiceKey, Tunnel,
-    TunnelFlags,
+    DestEntry, Family, ForwardMethod, Info, Protocol, ServiceEntry, ServiceFlags, ServiceKey,
+    SyncDaemon, Timeouts, Tunnel, TunnelFlags,
 };
-
-/// What `IPVS_CMD_GET_INFO` reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Info {
-    /// `IP_VS_VERSION_CODE`, e.g. 0x010201.
-    pub version: u32,
-    /// Connection hash table size.
-    pub conn_tab_size: u32,
-}
 
 /// `IP Virtual Server version 1.2.1 (size=4096)`.
 pub fn header(info: &Info) -> String {
@@ -351,14 +342,14 @@ pub fn timeouts(t: &Timeouts) -> String {
 }
 
 /// `--daemon`: one line per running daemon, master first.
-pub fn daemons(list: &[Daemon]) -> String {
+pub fn daemons(list: &[SyncDaemon]) -> String {
     let mut out = String::new();
     for d in list {
         out.push_str(&format!(
             "{} sync daemon (mcast={}, syncid={}",
-            d.state.name(),
+            d.state.label(),
             d.mcast_ifn,
-            d.syncid as i32
+            d.sync_id as i32
         ));
         if d.sync_maxlen != 0 {
             out.push_str(&format!(", maxlen={}", d.sync_maxlen));

@@ -13,6 +13,7 @@
 //! implements [`Backend`] on `ipvs::Client`.
 
 pub mod backend;
+pub mod client;
 pub mod cnum;
 pub mod command;
 pub mod conn;
@@ -30,3 +31,24 @@ pub mod sort;
 pub use backend::Backend;
 pub use command::Command;
 pub use exec::Runner;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::os::unix::ffi::OsStringExt;
+
+/// Runs `ipvsadm ARGS` as the program named `program` (argv[0] as ipvsadm would print it)
+/// against the running kernel; returns the exit status.
+pub fn main(program: &str, args: Vec<OsString>) -> u8 {
+    let args: Vec<Vec<u8>> = args.into_iter().map(OsString::into_vec).collect();
+    let names = names::CachingResolver::new(names::SystemResolver);
+    let mut stderr = std::io::stderr();
+    let connect =
+        Box::new(|| client::ClientBackend::connect().map(|b| Box::new(b) as Box<dyn Backend>));
+    let mut runner = Runner::new(program, &names, connect, &mut stderr);
+    let stdin = std::io::stdin();
+    let status = runner.run(&args, &mut stdin.lock());
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(&runner.out);
+    let _ = stdout.flush();
+    status
+}

@@ -9,12 +9,13 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::cnum::{atoi, fwmark_number, inet_aton, str_is_digit, string_to_number};
-use super::command::{Command, Daemon, DaemonState, Format, List, ListTarget, Timeouts};
+use super::command::{Command, Format, List, ListTarget};
 use super::legality::{check_command, check_tunnel, Cmd, OptSet, Optc};
 use super::names::{Resolver, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP};
 use super::popt::{ArgKind, Item, OptSpec, Scanner};
 use crate::ipvs::{
-    Dest, Family, ForwardMethod, Protocol, Service, ServiceFlags, ServiceKey, Tunnel, TunnelFlags,
+    DaemonState, Dest, Family, ForwardMethod, Op, Protocol, Service, ServiceFlags, ServiceKey,
+    SyncDaemon, Timeouts, Tunnel, TunnelFlags,
 };
 use crate::types::Fwmark;
 
@@ -909,28 +910,40 @@ fn finish(cmd: Cmd, mut st: State) -> Result<Command, ParseError> {
             rule: true,
             ..st.format
         }),
-        Cmd::Flush => Command::Flush,
-        Cmd::Add => Command::AddService(st.service(need_key()?)),
-        Cmd::Edit => Command::EditService(st.service(need_key()?)),
-        Cmd::Del => Command::DelService(need_key()?),
+        Cmd::Flush => Command::Change(Op::Flush),
+        Cmd::Add => Command::Change(Op::AddService(st.service(need_key()?))),
+        Cmd::Edit => Command::Change(Op::EditService(st.service(need_key()?))),
+        Cmd::Del => Command::Change(Op::DelService(need_key()?)),
         Cmd::Zero => {
             // libipvs sends no service (zero everything) when it is all zeroes.
             let all = st.svc.fwmark == 0 && st.svc.addr.is_unspecified() && st.svc.port == 0;
-            Command::Zero(if all { None } else { key })
+            Command::Change(Op::Zero(if all { None } else { key }))
         }
-        Cmd::AddDest => Command::AddDest(need_key()?, st.dest()),
-        Cmd::EditDest => Command::EditDest(need_key()?, st.dest()),
-        Cmd::DelDest => Command::DelDest(need_key()?, st.dest()),
-        Cmd::Timeout => Command::SetTimeouts(st.timeouts),
-        Cmd::StartDaemon => Command::StartDaemon(Daemon {
+        Cmd::AddDest => Command::Change(Op::AddDest {
+            service: need_key()?,
+            dest: st.dest(),
+        }),
+        Cmd::EditDest => Command::Change(Op::EditDest {
+            service: need_key()?,
+            dest: st.dest(),
+        }),
+        Cmd::DelDest => Command::Change(Op::DelDest {
+            service: need_key()?,
+            addr: st.dest.addr,
+            port: st.dest.port,
+        }),
+        Cmd::Timeout => Command::Change(Op::SetTimeouts(st.timeouts)),
+        Cmd::StartDaemon => Command::Change(Op::StartDaemon(SyncDaemon {
             state: st.daemon.state.unwrap_or(DaemonState::Master),
             mcast_ifn: lossy(&st.daemon.mcast_ifn),
-            syncid: st.daemon.syncid,
+            sync_id: st.daemon.syncid,
             sync_maxlen: st.daemon.sync_maxlen,
             mcast_group: st.daemon.mcast_group,
             mcast_port: st.daemon.mcast_port,
             mcast_ttl: st.daemon.mcast_ttl,
-        }),
-        Cmd::StopDaemon => Command::StopDaemon(st.daemon.state.unwrap_or(DaemonState::Master)),
+        })),
+        Cmd::StopDaemon => Command::Change(Op::StopDaemon(
+            st.daemon.state.unwrap_or(DaemonState::Master),
+        )),
     })
 }
