@@ -10,9 +10,10 @@
 
 use tokio::runtime::Runtime;
 
-use super::backend::{Backend, KernelError, EINVAL, ENOPROTOOPT};
+use super::backend::{Backend, KernelError, EINVAL, ENOENT, ENOPROTOOPT};
 use crate::ipvs::{
-    Client, DestEntry, Error, Info, Op, ServiceEntry, ServiceKey, SyncDaemon, Timeouts,
+    Client, DestEntry, Error, Info, Op, Operation, ServiceEntry, ServiceKey, SyncDaemon,
+    Timeouts,
 };
 
 /// The errno ipvsadm would have seen for a client error.
@@ -22,6 +23,16 @@ fn kernel_error(e: Error) -> KernelError {
     }
     match &e {
         Error::NotAvailable { .. } => KernelError::from(ENOPROTOOPT),
+        // ipvsadm passes a 16-byte engine name on, and the kernel knows no engine by it.
+        Error::BadRequest { op, .. }
+            if matches!(
+                op.as_ref(),
+                Operation::Apply(Op::AddService(s) | Op::EditService(s))
+                    if s.pe_name.as_ref().is_some_and(|p| p.len() >= 16)
+            ) =>
+        {
+            KernelError::from(ENOENT)
+        }
         Error::Io { source, .. } => KernelError {
             errno: source.raw_os_error().unwrap_or(EINVAL),
             detail: Some(e.to_string()),

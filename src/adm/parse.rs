@@ -566,7 +566,8 @@ impl State {
             }
             Tag::Weight => {
                 self.set(Optc::Weight)?;
-                self.dest.weight = number(a, 0, 65535, "weight")? as u32;
+                // Debian's ipvsadm 1.31 takes weights up to INT_MAX (its patch for #814348).
+                self.dest.weight = number(a, 0, i64::from(i32::MAX), "weight")? as u32;
             }
             Tag::UThreshold => {
                 self.set(Optc::UThreshold)?;
