@@ -12,8 +12,7 @@ use tokio::runtime::Runtime;
 
 use super::backend::{Backend, KernelError, EINVAL, ENOENT, ENOPROTOOPT};
 use crate::ipvs::{
-    Client, DestEntry, Error, Info, Op, Operation, ServiceEntry, ServiceKey, SyncDaemon,
-    Timeouts,
+    Client, DestEntry, Error, Info, Op, Operation, ServiceEntry, ServiceKey, SyncDaemon, Timeouts,
 };
 
 /// The errno ipvsadm would have seen for a client error.
