@@ -8,6 +8,7 @@
 //! them. Only the numeric form is built here; `adm` renders names and passes them in.
 //! Nothing here sorts (ipvsadm's order lives in `adm`) or performs I/O.
 
+use std::cmp::Ordering;
 use std::net::{IpAddr, Ipv6Addr};
 
 use super::model::{
@@ -242,6 +243,117 @@ pub fn save_text(state: &[(Service, Vec<Dest>)]) -> String {
     out
 }
 
+/// `a - b` of two C unsigned ints stored into an `int`, as libipvs's comparators do:
+/// differences of 2^31 or more wrap around and flip the sign.
+fn c_diff(a: u32, b: u32) -> i32 {
+    a.wrapping_sub(b) as i32
+}
+
+/// The four big-endian words of an address as `union nf_inet_addr` holds it (IPv4 in
+/// the first word, the rest zero).
+fn words(addr: &IpAddr) -> [u32; 4] {
+    match addr {
+        IpAddr::V4(a) => [u32::from(*a), 0, 0, 0],
+        IpAddr::V6(a) => {
+            let s = a.segments();
+            [0, 1, 2, 3].map(|i| (u32::from(s[2 * i]) << 16) | u32::from(s[2 * i + 1]))
+        }
+    }
+}
+
+/// `a - b` of two addresses the way libipvs compares them: all four words if the first
+/// one is IPv6, only the first word otherwise.
+fn c_addr_diff(a: &IpAddr, b: &IpAddr) -> i32 {
+    let (wa, wb) = (words(a), words(b));
+    let n = if a.is_ipv6() { 4 } else { 1 };
+    (0..n)
+        .map(|i| c_diff(wa[i], wb[i]))
+        .find(|r| *r != 0)
+        .unwrap_or(0)
+}
+
+/// libipvs's `ipvs_cmp_services`, the order of `ipvsadm -L`/`-S`: fwmark, family,
+/// protocol, address, port, each as a C `int` difference (so a difference of 2^31 or more
+/// compares backwards, e.g. 10.0.0.1 sorts after 200.0.0.1, exactly as ipvsadm prints).
+pub fn ipvsadm_cmp_services(a: &ServiceKey, b: &ServiceKey) -> Ordering {
+    // What libipvs holds for each: fwmark services have protocol 0, address 0, port 0.
+    let parts = |k: &ServiceKey| match k {
+        ServiceKey::Fwmark { family, mark } => {
+            (mark.get(), family.af(), 0u16, IpAddr::from([0u8; 4]), 0u16)
+        }
+        ServiceKey::Addr {
+            protocol,
+            addr,
+            port,
+        } => (0, Family::of(addr).af(), protocol.ipproto(), *addr, *port),
+    };
+    let (fa, afa, pa, aa, pta) = parts(a);
+    let (fb, afb, pb, ab, ptb) = parts(b);
+    let mut r = c_diff(fa, fb);
+    if r == 0 {
+        r = i32::from(afa) - i32::from(afb);
+    }
+    if r == 0 {
+        r = i32::from(pa) - i32::from(pb);
+    }
+    if r == 0 {
+        r = if afa == Family::AF_INET6 {
+            c_addr_diff(&aa, &ab)
+        } else {
+            c_diff(words(&aa)[0], words(&ab)[0])
+        };
+    }
+    if r == 0 {
+        r = i32::from(pta) - i32::from(ptb);
+    }
+    r.cmp(&0)
+}
+
+/// libipvs's `ipvs_cmp_dests`: address (C `int` differences, as above), then port.
+pub fn ipvsadm_cmp_dests(a: &Dest, b: &Dest) -> Ordering {
+    let mut r = c_addr_diff(&a.addr, &b.addr);
+    if r == 0 {
+        r = i32::from(a.port) - i32::from(b.port);
+    }
+    r.cmp(&0)
+}
+
+/// glibc 2.36's `qsort` (`msort_with_tmp`): a top-down merge sort, left half first, ties
+/// to the left. libipvs's comparators are not transitive when values wrap around (see
+/// above), so only the same comparisons in the same sequence give ipvsadm's order; Rust's
+/// own sorts would order such input differently (or panic).
+pub fn glibc_msort<T: Clone>(v: &mut [T], cmp: &dyn Fn(&T, &T) -> Ordering) {
+    let n = v.len();
+    if n <= 1 {
+        return;
+    }
+    let n1 = n / 2;
+    glibc_msort(&mut v[..n1], cmp);
+    glibc_msort(&mut v[n1..], cmp);
+    let mut merged = Vec::with_capacity(n);
+    let (mut i, mut j) = (0, n1);
+    while i < n1 && j < n {
+        if cmp(&v[i], &v[j]) != Ordering::Greater {
+            merged.push(v[i].clone());
+            i += 1;
+        } else {
+            merged.push(v[j].clone());
+            j += 1;
+        }
+    }
+    merged.extend_from_slice(&v[i..n1]);
+    merged.extend_from_slice(&v[j..]);
+    v.clone_from_slice(&merged);
+}
+
+/// Sorts services and each service's destinations the way `ipvsadm -S` lists them.
+pub fn sort_like_ipvsadm(state: &mut [(Service, Vec<Dest>)]) {
+    glibc_msort(state, &|a, b| ipvsadm_cmp_services(&a.0.key, &b.0.key));
+    for (_, dests) in state.iter_mut() {
+        glibc_msort(dests, &ipvsadm_cmp_dests);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,5 +489,44 @@ mod tests {
         assert_eq!(t("1::"), "1::");
         assert_eq!(t("fe80::1:0:0:1"), "fe80::1:0:0:1");
         assert_eq!(t("10.0.0.1"), "10.0.0.1");
+    }
+
+    #[test]
+    fn ipvsadm_order_keeps_c_integer_quirks() {
+        let fwm = |m| ServiceKey::fwmark_v4(Fwmark::new(m).unwrap());
+        // Address services (fwmark 0) before fwmark services; then by fwmark.
+        assert_eq!(
+            ipvsadm_cmp_services(&tcp("10.0.0.1", 80), &fwm(1)),
+            Ordering::Less
+        );
+        assert_eq!(ipvsadm_cmp_services(&fwm(7), &fwm(8)), Ordering::Less);
+        // Ports, and protocol before address.
+        assert_eq!(
+            ipvsadm_cmp_services(&tcp("10.0.0.1", 80), &tcp("10.0.0.1", 443)),
+            Ordering::Less
+        );
+        // The wrap-around: 0x0a000001 - 0xc8000001 is positive as a C int.
+        assert_eq!(
+            ipvsadm_cmp_services(&tcp("10.0.0.1", 80), &tcp("200.0.0.1", 80)),
+            Ordering::Greater
+        );
+        let d = |a: &str, port| Dest {
+            port,
+            ..Dest::ipip(a.parse().unwrap(), 1)
+        };
+        assert_eq!(
+            ipvsadm_cmp_dests(&d("10.0.0.2", 0), &d("10.0.0.10", 0)),
+            Ordering::Less
+        );
+        assert_eq!(
+            ipvsadm_cmp_dests(&d("2001:db8::1", 0), &d("2001:db8::1", 1)),
+            Ordering::Less
+        );
+        // A non-transitive cycle (0.0.0.0 < 96.0.0.0 < 192.0.0.0 < 0.0.0.0) gets glibc's
+        // deterministic answer.
+        let mut v = vec![d("192.0.0.0", 0), d("96.0.0.0", 0), d("0.0.0.0", 0)];
+        glibc_msort(&mut v, &ipvsadm_cmp_dests);
+        let order: Vec<String> = v.iter().map(|d| d.addr.to_string()).collect();
+        assert_eq!(order, ["192.0.0.0", "0.0.0.0", "96.0.0.0"]);
     }
 }
