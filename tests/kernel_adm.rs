@@ -108,15 +108,21 @@ fn run_tool(real: bool, args: &str, stdin: Option<&Path>) -> (String, String, St
     )
 }
 
-/// The kernel's whole IPVS state, read with bigbro's netlink client (not with either
-/// tool under test): services, destinations, timeouts and sync daemons.
-fn kernel_state() -> String {
+/// bigbro's netlink client in this thread's namespace, with a runtime to drive it.
+fn client() -> (tokio::runtime::Runtime, Client) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
+    let c = rt.block_on(Client::connect()).expect("connect");
+    (rt, c)
+}
+
+/// The kernel's whole IPVS state, read with bigbro's netlink client (not with either
+/// tool under test): services, destinations, timeouts and sync daemons.
+fn kernel_state() -> String {
+    let (rt, c) = client();
     rt.block_on(async {
-        let c = Client::connect().await.expect("connect");
         let mut state = c.state().await.expect("dump");
         for (_, d) in &mut state {
             d.sort_by_key(|e| (e.dest.addr, e.dest.port));
@@ -143,12 +149,8 @@ fn apply_setup() {
             }
         })
         .collect();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (rt, c) = client();
     rt.block_on(async {
-        let c = Client::connect().await.expect("connect");
         for r in c.apply(&ops).await {
             r.expect("setup op");
         }

@@ -9,7 +9,7 @@
 use serde::Serialize;
 
 use super::conn::Conn;
-use crate::ipvs::save::{ntop, sched_flag_names, service_arg};
+use crate::ipvs::save::{csum_index, ntop, sched_flag_names, service_arg};
 use crate::ipvs::{
     DestEntry, Family, ForwardMethod, Info, ServiceEntry, ServiceFlags, ServiceKey, Stats,
     SyncDaemon, Timeouts, Tunnel, TunnelFlags,
@@ -57,13 +57,7 @@ struct JsonTunnel {
 }
 
 fn checksum(flags: TunnelFlags) -> &'static str {
-    if flags.0 & TunnelFlags::REMCSUM.0 != 0 {
-        "remcsum"
-    } else if flags.0 & TunnelFlags::CSUM.0 != 0 {
-        "csum"
-    } else {
-        "nocsum"
-    }
+    ["nocsum", "csum", "remcsum"][csum_index(flags)]
 }
 
 #[derive(Serialize)]

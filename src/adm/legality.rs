@@ -46,7 +46,7 @@ impl Cmd {
         }
     }
 
-    fn row(self) -> &'static [u8; NUMBER_OF_OPT] {
+    fn row(self) -> &'static [u8] {
         &COMMANDS_V_OPTIONS[self as usize]
     }
 }
@@ -217,37 +217,27 @@ const COMMANDS_V_OPTIONS: [[u8; NUMBER_OF_OPT]; 14] = [
     *b"xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", // zero
 ];
 
-/// ipvsadm's `generic_opt_check`.
-pub fn check_command(cmd: Cmd, options: OptSet) -> Result<(), String> {
-    let row = cmd.row();
+/// The check both of ipvsadm's tables share: walk the columns in order; the first
+/// missing '+', present 'x' or second '1' is the complaint. `what` ends each message:
+/// "the 'add-service' command" or "the 'gue' tunnel type".
+fn check_row(row: &[u8], columns: &[Optc], options: OptSet, what: &str) -> Result<(), String> {
     let mut exclusive: Option<Optc> = None;
-    for (j, o) in ALL_OPTC.iter().enumerate() {
-        if !options.has(*o) {
-            if row[j] == b'+' {
+    for (o, rule) in columns.iter().zip(row) {
+        match (options.has(*o), rule) {
+            (false, b'+') => {
                 return Err(format!(
-                    "You need to supply the '{}' option for the '{}' command",
-                    o.name(),
-                    cmd.name()
-                ));
-            }
-            continue;
-        }
-        match row[j] {
-            b'x' => {
-                return Err(format!(
-                    "Illegal '{}' option with the '{}' command",
-                    o.name(),
-                    cmd.name()
+                    "You need to supply the '{}' option for {what}",
+                    o.name()
                 ))
             }
-            b'1' => match exclusive {
+            (true, b'x') => return Err(format!("Illegal '{}' option with {what}", o.name())),
+            (true, b'1') => match exclusive {
                 None => exclusive = Some(*o),
                 Some(last) => {
                     return Err(format!(
-                        "The option '{}' conflicts with the '{}' option in the '{}' command",
+                        "The option '{}' conflicts with the '{}' option in {what}",
                         o.name(),
-                        last.name(),
-                        cmd.name()
+                        last.name()
                     ))
                 }
             },
@@ -255,6 +245,12 @@ pub fn check_command(cmd: Cmd, options: OptSet) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// ipvsadm's `generic_opt_check`.
+pub fn check_command(cmd: Cmd, options: OptSet) -> Result<(), String> {
+    let what = format!("the '{}' command", cmd.name());
+    check_row(cmd.row(), &ALL_OPTC, options, &what)
 }
 
 /// Tunnel types (`IP_VS_CONN_F_TUNNEL_TYPE_*`) by their ipvsadm names.
@@ -273,40 +269,8 @@ const TUNNEL_TYPES_V_OPTIONS: [[u8; 4]; 3] = [*b"xxxx", *b"+111", *b"x11x"];
 /// ipvsadm's `tunnel_opt_check` for tunnel type `tun_type` (0 ipip, 1 gue, 2 gre).
 pub fn check_tunnel(tun_type: u8, options: OptSet) -> Result<(), String> {
     let ty = usize::from(tun_type).min(2);
-    let row = &TUNNEL_TYPES_V_OPTIONS[ty];
-    let name = TUNNEL_NAMES[ty];
-    let mut exclusive: Option<Optc> = None;
-    for (j, o) in TUNNEL_OPTS.iter().enumerate() {
-        if !options.has(*o) {
-            if row[j] == b'+' {
-                return Err(format!(
-                    "You need to supply the '{}' option for the '{name}' tunnel type",
-                    o.name()
-                ));
-            }
-            continue;
-        }
-        match row[j] {
-            b'x' => {
-                return Err(format!(
-                    "Illegal '{}' option with the '{name}' tunnel type",
-                    o.name()
-                ))
-            }
-            b'1' => match exclusive {
-                None => exclusive = Some(*o),
-                Some(last) => {
-                    return Err(format!(
-                    "The option '{}' conflicts with the '{}' option in the '{name}' tunnel type",
-                    o.name(),
-                    last.name()
-                ))
-                }
-            },
-            _ => {}
-        }
-    }
-    Ok(())
+    let what = format!("the '{}' tunnel type", TUNNEL_NAMES[ty]);
+    check_row(&TUNNEL_TYPES_V_OPTIONS[ty], &TUNNEL_OPTS, options, &what)
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use super::command::Format;
 use super::names::{Resolver, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP};
 use crate::ipvs::save::{
-    dest_rule, has_sched_flags, ntop, sched_flag_names, service_arg_with, service_rule,
+    csum_index, dest_rule, has_sched_flags, ntop, sched_flag_names, service_arg_with, service_rule,
 };
 use crate::ipvs::{
     DestEntry, Family, ForwardMethod, Info, Protocol, ServiceEntry, ServiceFlags, ServiceKey,
@@ -181,13 +181,7 @@ fn forward_name(fwd: ForwardMethod) -> &'static str {
 }
 
 fn csum_mark(flags: TunnelFlags) -> &'static str {
-    if flags.0 & TunnelFlags::REMCSUM.0 != 0 {
-        "r+c"
-    } else if flags.0 & TunnelFlags::CSUM.0 != 0 {
-        "+c"
-    } else {
-        "-c"
-    }
+    ["-c", "+c", "r+c"][csum_index(flags)]
 }
 
 /// The TunnelInfo column (`fwd_tun_info`): `ipip`, `gue:6080:-c`, `gre:+c`, or `n/a`.

@@ -210,12 +210,18 @@ pub fn forward_switch(fwd: ForwardMethod) -> &'static str {
 /// `--tun-nocsum`, `--tun-csum` or `--tun-remcsum` (ipvsadm indexes its table by the raw
 /// flag value; combined bits cannot be set through ipvsadm and print as remcsum).
 pub fn csum_switch(flags: TunnelFlags) -> &'static str {
+    ["--tun-nocsum", "--tun-csum", "--tun-remcsum"][csum_index(flags)]
+}
+
+/// Which checksum mode tunnel flags select: 0 nocsum, 1 csum, 2 remcsum (remcsum wins
+/// when both bits are set, which ipvsadm cannot request).
+pub fn csum_index(flags: TunnelFlags) -> usize {
     if flags.0 & TunnelFlags::REMCSUM.0 != 0 {
-        "--tun-remcsum"
+        2
     } else if flags.0 & TunnelFlags::CSUM.0 != 0 {
-        "--tun-csum"
+        1
     } else {
-        "--tun-nocsum"
+        0
     }
 }
 
