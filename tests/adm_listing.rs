@@ -20,6 +20,8 @@ struct Table {
     timeouts: Timeouts,
     daemons: Vec<SyncDaemon>,
     known_schedulers: Vec<&'static str>,
+    /// How many ops each `apply` call carried.
+    batches: Vec<usize>,
 }
 
 impl Table {
@@ -176,12 +178,22 @@ impl Backend for &mut Table {
         Ok(self.daemons.clone())
     }
     fn apply(&mut self, ops: &[Op]) -> Vec<Result<(), KernelError>> {
+        self.batches.push(ops.len());
         ops.iter().map(|op| self.one(op)).collect()
     }
 }
 
 /// (stdout, stderr, exit status) of `ipvsadm WORDS` with `stdin` on `table`.
 fn run(table: &mut Table, words: &str, stdin: &str) -> (String, String, u8) {
+    run_reading(table, words, &mut stdin.as_bytes())
+}
+
+/// Like `run`, with any reader as stdin.
+fn run_reading(
+    table: &mut Table,
+    words: &str,
+    stdin: &mut dyn std::io::Read,
+) -> (String, String, u8) {
     let args: Vec<Vec<u8>> = words
         .split_whitespace()
         .map(|w| w.as_bytes().to_vec())
@@ -199,7 +211,7 @@ fn run(table: &mut Table, words: &str, stdin: &str) -> (String, String, u8) {
                 .ok_or(KernelError::from(ENOENT))
         });
         let mut runner = Runner::new("ipvsadm", &names, connect, &mut err);
-        status = runner.run(&args, &mut stdin.as_bytes());
+        status = runner.run(&args, stdin);
         out = std::mem::take(&mut runner.out);
     }
     (
@@ -429,4 +441,27 @@ fn arguments_are_refused_before_the_kernel_is_asked() {
         String::from_utf8(err).unwrap(),
         "illegal weight specified\n"
     );
+}
+
+/// Hands out its chunks one `read` at a time, like a pipe from a slow writer.
+struct Trickle(Vec<&'static str>);
+
+impl std::io::Read for Trickle {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.0.is_empty() {
+            return Ok(0);
+        }
+        let chunk = self.0.remove(0).as_bytes();
+        buf[..chunk.len()].copy_from_slice(chunk);
+        Ok(chunk.len())
+    }
+}
+
+#[test]
+fn restore_applies_what_it_has_before_waiting_for_more() {
+    let mut t = Table::new();
+    let mut slow = Trickle(vec!["-A -f 1\n-A -f 2\n", "-A -f 3\n"]);
+    assert_eq!(run_reading(&mut t, "-R", &mut slow).2, 0);
+    // Lines that arrived together went together; the third was not held for EOF.
+    assert_eq!(t.batches, vec![2, 1]);
 }

@@ -5,11 +5,12 @@
 //!
 //! A restore (`-R`) runs line by line with ipvsadm's semantics: a bad argument stops
 //! everything with status 2, a kernel error is reported and the next line runs, and the
-//! status is that of the last line. Consecutive changes are handed to the backend together
-//! (it may pipeline them) but their errors are reported in line order before anything else
-//! is printed. The kernel is contacted only when a command needs it.
+//! status is that of the last line. Consecutive changes already read are handed to the
+//! backend together (it may pipeline them), never held back while waiting for more input,
+//! and their errors are reported in line order before anything else is printed. The kernel
+//! is contacted only when a command needs it.
 
-use std::io::{BufRead, Write};
+use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use super::backend::{Backend, Func, KernelError};
@@ -94,7 +95,7 @@ impl<'a> Runner<'a> {
     }
 
     /// A whole invocation (`args` without argv[0]); returns the exit status.
-    pub fn run(&mut self, args: &[Vec<u8>], stdin: &mut dyn BufRead) -> u8 {
+    pub fn run(&mut self, args: &[Vec<u8>], stdin: &mut dyn Read) -> u8 {
         let status = if args.is_empty() {
             self.list_all(Format::default()).map(|()| 0)
         } else {
@@ -111,7 +112,7 @@ impl<'a> Runner<'a> {
     fn line(
         &mut self,
         args: &[Vec<u8>],
-        stdin: &mut dyn BufRead,
+        stdin: &mut dyn Read,
         in_restore: bool,
     ) -> Result<i32, Exit> {
         match parse(args, self.names) {
@@ -339,7 +340,7 @@ impl<'a> Runner<'a> {
     }
 
     /// ipvsadm's `restore_table`.
-    fn restore(&mut self, stdin: &mut dyn BufRead) -> Result<i32, Exit> {
+    fn restore(&mut self, stdin: &mut dyn Read) -> Result<i32, Exit> {
         let mut stream = ConfigStream::new(stdin);
         let mut pending: Vec<Op> = Vec::new();
         let mut result = 0;
@@ -350,7 +351,9 @@ impl<'a> Runner<'a> {
             let parsed = parse(&words, self.names);
             if let Ok(Command::Change(op)) = parsed {
                 pending.push(op);
-                if pending.len() >= BATCH {
+                // Apply what is at hand before waiting for more input (or when a batch
+                // is full): a slow writer sees each change made as ipvsadm would make it.
+                if pending.len() >= BATCH || !stream.has_buffered() {
                     result = self.flush(&mut pending)?;
                 }
                 continue;

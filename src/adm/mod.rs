@@ -45,8 +45,7 @@ pub fn main(program: &str, args: Vec<OsString>) -> u8 {
     let connect =
         Box::new(|| client::ClientBackend::connect().map(|b| Box::new(b) as Box<dyn Backend>));
     let mut runner = Runner::new(program, &names, connect, &mut stderr);
-    let stdin = std::io::stdin();
-    let status = runner.run(&args, &mut stdin.lock());
+    let status = runner.run(&args, &mut std::io::stdin());
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(&runner.out);
     let _ = stdout.flush();

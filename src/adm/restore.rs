@@ -7,31 +7,58 @@
 //! blank line is skipped, and the input ends early at a line that has run into end-of-file
 //! after two or more white-space characters. This module only reads; it never executes.
 
-use std::io::{self, BufRead};
+use std::io::{self, Read};
 
 /// `MAX_LINE_LENGTH`: the longest word `fscanf` reads at once.
 const MAX_WORD: usize = 4096;
+/// How much is read from the input at once.
+const CHUNK: usize = 64 * 1024;
 
 fn is_sep(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
-/// A stream of ipvsadm command lines.
-pub struct ConfigStream<R: BufRead> {
+/// A stream of ipvsadm command lines, with its own buffer so that the caller can tell
+/// whether more input is already at hand ([`ConfigStream::has_buffered`]).
+pub struct ConfigStream<R: Read> {
     input: R,
+    buf: Vec<u8>,
+    pos: usize,
 }
 
-impl<R: BufRead> ConfigStream<R> {
+impl<R: Read> ConfigStream<R> {
     pub fn new(input: R) -> Self {
-        ConfigStream { input }
+        ConfigStream {
+            input,
+            buf: Vec::new(),
+            pos: 0,
+        }
+    }
+
+    /// True if input is waiting in the buffer, i.e. the next line can be read without
+    /// waiting on the input (a restore applies what it has before it waits for more).
+    pub fn has_buffered(&self) -> bool {
+        self.pos < self.buf.len()
     }
 
     fn peek(&mut self) -> io::Result<Option<u8>> {
-        Ok(self.input.fill_buf()?.first().copied())
+        if self.pos == self.buf.len() {
+            self.buf.resize(CHUNK, 0);
+            let n = loop {
+                match self.input.read(&mut self.buf) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    r => break r,
+                }
+            };
+            let n = n.inspect_err(|_| self.buf.clear())?;
+            self.buf.truncate(n);
+            self.pos = 0;
+        }
+        Ok(self.buf.get(self.pos).copied())
     }
 
     fn bump(&mut self) {
-        self.input.consume(1);
+        self.pos += 1;
     }
 
     /// The next line's words (possibly none, for a blank line), or None at the end of the
@@ -98,6 +125,7 @@ mod tests {
 
     fn lines(input: &str) -> Vec<Vec<String>> {
         let mut s = ConfigStream::new(input.as_bytes());
+        assert!(!s.has_buffered());
         let mut out = Vec::new();
         while let Some(words) = s.next_line().unwrap() {
             out.push(
