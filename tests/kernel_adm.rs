@@ -302,6 +302,43 @@ kernel_test! {
 }
 
 kernel_test! {
+    /// Host and service names (a test hosts file mounted over /etc/hosts in a private
+    /// mount namespace): names in addresses are resolved when parsing, listings without
+    /// -n show names, cut to ipvsadm's column widths and its 59-byte buffer.
+    fn names_resolve_and_list_alike() {
+        let dir = scratch("names");
+        fresh_namespace(&dir);
+        let hosts = fixtures().join("hosts");
+        let input = fixtures().join("restore/names.txt");
+        let d = dir.display();
+        let mut script = format!(
+            "mount --bind {} /etc/hosts || exit 1\n\
+             ipvsadm -R < {} > {d}/real.restore 2>&1\n\
+             ipvsadm -S -n > {d}/real.saved\nipvsadm -C\n\
+             {BIGBRO} ipvsadm -R < {} > {d}/mine.restore 2>&1\n\
+             ipvsadm -S -n > {d}/mine.saved\n",
+            hosts.display(),
+            input.display(),
+            input.display()
+        );
+        let formats = ["", "-L", "-S", "-L --tun-info", "-L --stats", "-L --rate", "-L --thresholds", "-L --persistent-conn", "-L -t web1:http", "-L -u [2001:db8::2]:80"];
+        for (i, f) in formats.iter().enumerate() {
+            let _ = writeln!(script, "ipvsadm {f} > {d}/{i}.real 2>&1; {BIGBRO} ipvsadm {f} > {d}/{i}.mine 2>&1");
+        }
+        script.push_str("exit 0\n");
+        std::fs::write(dir.join("names.sh"), script).unwrap();
+        testbed::sh(&format!("unshare -m sh {d}/names.sh"));
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+        assert_eq!(read("real.restore"), read("mine.restore"));
+        assert_eq!(read("real.saved"), read("mine.saved"), "the restores built different states");
+        assert!(read("real.saved").lines().count() > 10, "{}", read("real.saved"));
+        for (i, f) in formats.iter().enumerate() {
+            let (real, mine) = (read(&format!("{i}.real")), read(&format!("{i}.mine")));
+            assert!(real == mine, "ipvsadm {f} differs:\n--- ipvsadm ---\n{real}--- bigbro ---\n{mine}");
+        }
+        assert!(read("1.real").contains("averyveryverylonghostname-nu Masq"), "{}", read("1.real"));
+    }
+
     /// A 10,000-line restore (1,000 services of 9 real servers, in ipvsadm's save order)
     /// builds exactly what it describes, and both tools list it identically.
     fn restore_of_ten_thousand_lines() {
