@@ -302,6 +302,31 @@ kernel_test! {
 }
 
 kernel_test! {
+    /// Sync daemons and timeouts set by either tool are listed alike by both.
+    fn daemons_and_timeouts_list_alike() {
+        let dir = scratch("daemons");
+        fresh_namespace(&dir);
+        let both = |args: &str| {
+            let (real, mine) = (run_tool(true, args, None), run_tool(false, args, None));
+            assert_eq!(real, mine, "ipvsadm {args}");
+            real.0
+        };
+        run_tool(true, "--start-daemon master --mcast-interface lo --syncid 9 --sync-maxlen 1000 --mcast-group 224.0.0.99 --mcast-port 9000 --mcast-ttl 3", None);
+        run_tool(false, "--start-daemon backup --mcast-interface dummy0 --syncid 200 --mcast-group ff02::99", None);
+        let listed = both("-L --daemon");
+        assert_eq!(listed.lines().count(), 2, "{listed}");
+        assert!(listed.starts_with("master sync daemon (mcast=lo, syncid=9, maxlen=1000, group=224.0.0.99, port=9000, ttl=3)\n"), "{listed}");
+        run_tool(false, "--set 100 20 30", None);
+        assert_eq!(both("-L --timeout"), "Timeout (tcp tcpfin udp): 100 20 30\n");
+        run_tool(true, "--set 0 0 7", None);
+        assert_eq!(both("-L --timeout"), "Timeout (tcp tcpfin udp): 100 20 7\n");
+        run_tool(false, "--stop-daemon master", None);
+        assert_eq!(both("-L --daemon").lines().count(), 1);
+        assert_eq!(both("--stop-daemon master"), "");
+    }
+}
+
+kernel_test! {
     /// Host and service names (a test hosts file mounted over /etc/hosts in a private
     /// mount namespace): names in addresses are resolved when parsing, listings without
     /// -n show names, cut to ipvsadm's column widths and its 59-byte buffer.
