@@ -1,11 +1,14 @@
 //! The kernel test bed's own tests: a guest test starts in a fresh network namespace, `sh`
-//! and `sh_status` report what commands did, and the host reports guest failures and hung
-//! guest tests as failures of the right tests, with the guest's output.
+//! and `sh_status` report what commands did, the data-plane fixtures behave as documented,
+//! and the host reports guest failures and hung guest tests as failures of the right
+//! tests, with the guest's output.
 
 mod testbed;
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
+use testbed::dataplane::{http_get, DataPlane, Health, SERVICE_PORT};
 use testbed::kernel_test;
 
 /// Set for a second run of this binary in which the `deliberately_*` tests misbehave.
@@ -41,6 +44,12 @@ kernel_test! {
         assert!(message.contains("exit status 1") && message.contains("why"), "{message}");
     }
 
+    fn tests_may_return_results() -> Result<(), std::io::Error> {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")?;
+        assert!(release.starts_with("6.1."), "{release}");
+        Ok(())
+    }
+
     fn block_on_runs_tokio_in_the_test_namespace() {
         let ours = std::fs::read_link("/proc/thread-self/ns/net").unwrap();
         let (theirs, echoed) = testbed::block_on(async {
@@ -65,9 +74,114 @@ kernel_test! {
         assert_eq!(&echoed, b"hello");
     }
 
+    fn dataplane_health_answers_as_told_while_the_test_runs() {
+        let plane = DataPlane::new(2);
+        let rs1 = plane.server("rs1");
+        let health = rs1.health_addr();
+        let get = |path: &str| testbed::block_on(http_get(health, path)).unwrap();
+
+        let r = get("/app/status");
+        assert_eq!((r.status, r.header("X-Health")), (200, Some("100")));
+        assert!(r.body.starts_with("Health: 100\n"), "{r:?}");
+
+        rs1.set_health(Health::litmus(42).without_header());
+        let r = get("/app/status");
+        assert_eq!((r.status, r.header("X-Health")), (200, None));
+        assert!(r.body.starts_with("Health: 42\n"), "{r:?}");
+
+        rs1.set_health(Health::down());
+        let r = get("/other");
+        assert_eq!((r.status, r.header("X-Health"), r.body.as_str()), (503, Some("0"), "Health: 0\nMeasured Health: 0\n"));
+
+        rs1.set_health(Health::litmus(5).with_status(500).with_header("61").with_body("oops"));
+        let r = get("/");
+        assert_eq!((r.status, r.header("X-Health"), r.body.as_str()), (500, Some("61"), "oops"));
+
+        rs1.set_health(Health::litmus(9).with_delay(Duration::from_millis(400)));
+        let started = Instant::now();
+        assert_eq!(get("/").status, 200);
+        assert!(started.elapsed() >= Duration::from_millis(400));
+
+        // A hanging endpoint answers nothing until the test changes its health.
+        rs1.set_health(Health::litmus(7).hanging());
+        testbed::block_on(async {
+            let mut pending = tokio::spawn(http_get(health, "/hang"));
+            let early = tokio::time::timeout(Duration::from_millis(500), &mut pending).await;
+            assert!(early.is_err(), "a hanging health endpoint answered: {early:?}");
+            rs1.set_health(Health::litmus(7));
+            let r = pending.await.unwrap().unwrap();
+            assert_eq!((r.status, r.header("X-Health")), (200, Some("7")));
+        });
+        assert_eq!(
+            rs1.health_requests(),
+            ["/app/status", "/app/status", "/other", "/", "/", "/hang"]
+        );
+        // rs2 is independent.
+        assert_eq!(plane.server("rs2").health_requests(), Vec::<String>::new());
+        let r = testbed::block_on(http_get(plane.server("rs2").health_addr(), "/x")).unwrap();
+        assert_eq!(r.header("X-Health"), Some("100"));
+
+        // The client reaches each real server's own address through the director, and the
+        // service port answers with the server's name.
+        for rs in plane.servers() {
+            let direct = std::net::SocketAddr::from((rs.addr(), SERVICE_PORT));
+            let r = plane.client().get(direct, "/").unwrap();
+            assert_eq!((r.status, r.body.as_str()), (200, format!("{}\n", rs.name()).as_str()));
+            assert_eq!(rs.service_requests(), 1);
+        }
+        // Each real server carries the VIP on tunl0, with the IPIP sysctls.
+        assert!(rs1.sh("ip -4 -o addr show dev tunl0").contains(&format!("{}/32", plane.vip())));
+        assert_eq!(rs1.sh("cat /proc/sys/net/ipv4/conf/all/arp_ignore /proc/sys/net/ipv4/conf/all/arp_announce /proc/sys/net/ipv4/conf/tunl0/rp_filter"), "1\n2\n0\n");
+    }
+
+    fn dataplane_namespaces_go_away_when_dropped() {
+        let names: Vec<String> = {
+            let plane = DataPlane::new(3);
+            let mut names: Vec<String> =
+                plane.servers().iter().map(|s| s.netns().to_string()).collect();
+            names.push(plane.client().netns().to_string());
+            let listed = testbed::sh("ip netns list");
+            for name in &names {
+                assert!(listed.contains(name.as_str()), "{name} not in {listed}");
+            }
+            names
+        };
+        let listed = testbed::sh("ip netns list");
+        for name in &names {
+            assert!(!listed.contains(name.as_str()), "{name} still in {listed}");
+        }
+        // The director's ends of the veth pairs went with their peers.
+        let links = testbed::sh("ip -o link show");
+        for link in ["cl0:", "rs1:", "rs2:", "rs3:"] {
+            assert!(!links.contains(link), "{link} left in {links}");
+        }
+        // So a second data plane can reuse the names at once.
+        let again = DataPlane::new(1);
+        assert_eq!(again.server("rs1").sh("echo hi"), "hi\n");
+    }
+
+    fn kernel_loads_modules_on_demand_and_modprobe_loads_the_rest() {
+        // Not loaded at boot: the kernel asks the first stage's modprobe for them.
+        testbed::sh("ipvsadm -A -f 3 -s sh");
+        assert!(testbed::sh("cat /proc/modules").contains("ip_vs_sh "));
+        testbed::sh("nft add table ip t && nft 'add chain ip t post { type nat hook postrouting priority 100; }'");
+        assert!(testbed::sh("cat /proc/modules").contains("nft_chain_nat "));
+        // Never loaded on demand: testbed::modprobe.
+        assert!(!testbed::sh("cat /proc/modules").contains("ip_vs_ftp "));
+        testbed::modprobe("ip_vs_ftp");
+        assert!(testbed::sh("cat /proc/modules").contains("ip_vs_ftp "));
+    }
+
     fn deliberately_failing_when_asked() {
         if std::env::var_os(MISBEHAVE).is_some() {
             panic!("deliberate failure inside the guest");
+        }
+    }
+
+    fn deliberately_returning_an_error_when_asked() -> Result<(), String> {
+        match std::env::var_os(MISBEHAVE) {
+            Some(_) => Err("deliberate error inside the guest".into()),
+            None => Ok(()),
         }
     }
 
@@ -81,7 +195,7 @@ kernel_test! {
 }
 
 /// Runs the `deliberately_*` kernel tests again, misbehaving, in a VM of their own with a
-/// 5 s time limit, and checks the host reports both as failed, with the guest's words.
+/// 5 s time limit, and checks the host reports all three as failed, with the guest's words.
 #[test]
 fn host_reports_guest_failures_and_hangs() {
     if !testbed::host_ready("host_reports_guest_failures_and_hangs") {
@@ -91,6 +205,7 @@ fn host_reports_guest_failures_and_hangs() {
         .args(["deliberately_", "--test-threads=2"])
         .env(MISBEHAVE, "1")
         .env("BIGBRO_TESTBED_TIMEOUT", "5")
+        .env("RUST_BACKTRACE", "0") // symbolizing is slow under TCG
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
@@ -100,11 +215,13 @@ fn host_reports_guest_failures_and_hangs() {
     for expected in [
         "test deliberately_failing_when_asked ... FAILED",
         "test deliberately_hanging_when_asked ... FAILED",
+        "test deliberately_returning_an_error_when_asked ... FAILED",
+        "\"deliberate error inside the guest\"",
         "deliberate failure inside the guest",
         "about to hang",
         "timed out after 5s",
-        "test result: FAILED. 0 passed; 2 failed",
-        "testbed: 2 kernel test(s) ran in the guest",
+        "test result: FAILED. 0 passed; 3 failed",
+        "testbed: 3 kernel test(s) ran in the guest",
         "testbed: guest kernel ",
     ] {
         assert!(all.contains(expected), "missing {expected:?} in:\n{all}");
