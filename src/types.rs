@@ -38,8 +38,8 @@ impl Weight {
     pub const ZERO: Weight = Weight(0);
 
     /// Clamps to 0..=65535.
-    pub fn clamped(value: u64) -> Weight {
-        Weight(value.min(65535) as u32)
+    pub const fn clamped(value: u64) -> Weight {
+        Weight(if value > 65535 { 65535 } else { value as u32 })
     }
     /// Clamps a signed value (negative health is 0).
     pub fn from_signed(value: i64) -> Weight {

@@ -1,2 +1,21 @@
 //! Health probes (litmus, http, tcp): one task per distinct target, emitting samples.
-//! Probes know nothing of clusters, weights or the kernel.
+//!
+//! `target` says what to probe and how often; `probe` does one probe over `http` (a small
+//! hand-written HTTP/1.1 client) and `parse` (the litmus health value); `scheduler` runs one
+//! task per distinct target and sends `Sample`s on a channel; `scripted` is a prober for
+//! tests on the paused clock. Probes know nothing of clusters, weights or the kernel, and
+//! never read the environment (no proxy can reroute them).
+
+pub mod error;
+pub mod http;
+pub mod parse;
+pub mod probe;
+pub mod scheduler;
+pub mod scripted;
+pub mod target;
+
+pub use error::{Phase, ProbeError};
+pub use probe::{probe, probe_until, NetProber, ProbeResult, Prober, FULL_HEALTH};
+pub use scheduler::{Sample, Scheduler, SyncReport};
+pub use scripted::{Script, ScriptedProber};
+pub use target::{ProbeKind, ProbeSettings, Target, TargetError};
