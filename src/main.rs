@@ -1,8 +1,15 @@
 //! The `bigbro` binary: the daemon, its tools, and `ipvsadm` when invoked under that name.
 
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+
+use bigbro::config;
+
+/// Where the configuration is read from unless `-c` says otherwise.
+const DEFAULT_CONFIG: &str = "/etc/bigbro/config.yml";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -11,6 +18,9 @@ use clap::{Parser, Subcommand};
     about = "IPVS load-balancer controller in the manner of big_brother"
 )]
 struct Cli {
+    /// Debug logging.
+    #[arg(short = 'v', long = "verbose", global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -20,8 +30,30 @@ enum Command {
     /// Validate a configuration and print the IPVS and nf_tables state it asks for.
     Check {
         /// Configuration file.
-        #[arg(short = 'c', long = "config", default_value = "/etc/bigbro/config.yml")]
-        config: std::path::PathBuf,
+        #[arg(short = 'c', long = "config", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Print only the IPVS state, in `ipvsadm -S -n` syntax (fit for `ipvsadm -R`).
+        #[arg(long, conflicts_with = "nft")]
+        ipvs: bool,
+        /// Print only the nf_tables ruleset, in `nft` syntax (fit for `nft -f`).
+        #[arg(long)]
+        nft: bool,
+    },
+    /// Run the daemon. For now it loads, validates and reports the configuration, then
+    /// exits: probing and programming IPVS are not built yet.
+    Daemon {
+        /// Configuration file (big_brother's -c).
+        #[arg(short = 'c', long = "config", default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Directory of the up/ and down/ override files; overrides `bigbro.data_dir`.
+        #[arg(short = 'D', long = "data-dir")]
+        data_dir: Option<PathBuf>,
+        /// HTTP API port; overrides the port of `bigbro.api.listen`.
+        #[arg(short = 'p', long = "port")]
+        port: Option<u16>,
+        /// HTTP API address; overrides the address of `bigbro.api.listen`.
+        #[arg(short = 'b', long = "binding")]
+        binding: Option<IpAddr>,
     },
     /// An ipvsadm-compatible command line (also used when invoked as `ipvsadm`).
     #[command(disable_help_flag = true)]
@@ -42,13 +74,112 @@ fn main() -> ExitCode {
         return run_ipvsadm(args);
     }
     let cli = Cli::parse();
+    init_logging(cli.verbose);
     match cli.command {
-        Command::Check { config } => {
-            eprintln!("bigbro check {}: not implemented yet", config.display());
-            ExitCode::from(1)
-        }
+        Command::Check { config, ipvs, nft } => check(&config, ipvs, nft),
+        Command::Daemon {
+            config,
+            data_dir,
+            port,
+            binding,
+        } => daemon(&config, data_dir, port, binding),
         Command::Ipvsadm { args } => run_ipvsadm(args),
     }
+}
+
+/// Logs go to stderr through tracing: info by default, debug with `-v`. `RUST_LOG`, when
+/// set, takes precedence.
+fn init_logging(verbose: bool) {
+    let default = if verbose { "debug" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// `bigbro check`: the plan on stdout and exit 0, or every error on stderr (one per line,
+/// then a count) and exit 1.
+fn check(path: &Path, ipvs_only: bool, nft_only: bool) -> ExitCode {
+    match config::load(path) {
+        Ok(model) => {
+            let text = if ipvs_only {
+                config::plan::ipvs_text(&model)
+            } else if nft_only {
+                config::plan::nft_text(&model)
+            } else {
+                config::plan::render(&model, &path.display().to_string())
+            };
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for line in errors.lines() {
+                eprintln!("{line}");
+            }
+            eprintln!(
+                "bigbro check: {} is not valid: {}",
+                path.display(),
+                errors.count_text()
+            );
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `bigbro daemon`, as far as it exists: load and validate the configuration, apply the
+/// command-line overrides and report what would run.
+fn daemon(
+    path: &Path,
+    data_dir: Option<PathBuf>,
+    port: Option<u16>,
+    binding: Option<IpAddr>,
+) -> ExitCode {
+    tracing::info!(config = %path.display(), "starting bigbro");
+    let model = match config::load(path) {
+        Ok(m) => m,
+        Err(errors) => {
+            for d in &errors.list {
+                tracing::error!("{d}");
+            }
+            tracing::error!(
+                "{} is not valid ({}); nothing was started",
+                path.display(),
+                errors.count_text()
+            );
+            return ExitCode::from(1);
+        }
+    };
+    let settings = model.settings.clone().with_cli(data_dir, port, binding);
+    tracing::info!(
+        clusters = model.clusters.len(),
+        spelling = ?model.spelling,
+        "configuration {} is valid",
+        path.display()
+    );
+    for c in &model.clusters {
+        tracing::debug!(
+            cluster = %c.name,
+            fwmark = %c.fwmark,
+            scheduler = c.scheduler.as_str(),
+            nodes = c.nodes.len(),
+            interpol = c.interpol.len(),
+            vips = c.vips.len(),
+            relay = ?c.relay_fwmark().map(|m| m.get()),
+            "cluster"
+        );
+    }
+    tracing::info!(
+        api = %settings.api.listen,
+        data_dir = %settings.data_dir.display(),
+        state_dir = %settings.state_dir.display(),
+        "settings"
+    );
+    tracing::warn!(
+        "the daemon proper (probes, IPVS, API) is not built yet: stopping after validation"
+    );
+    ExitCode::SUCCESS
 }
 
 fn run_ipvsadm(_args: Vec<std::ffi::OsString>) -> ExitCode {
