@@ -4,7 +4,7 @@
 //! `config` produces them from each cluster's `vips`; `nft` (netlink) installs them;
 //! `bigbro check` prints them in `nft` syntax with [`render`]. No I/O here.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 
 /// The name of the table bigbro owns in the `ip` and `ip6` families.
@@ -13,6 +13,53 @@ pub const TABLE: &str = "bigbro";
 pub const CHAIN: &str = "prerouting";
 /// `priority mangle`.
 pub const PRIORITY_MANGLE: i32 = -150;
+
+/// The nf_tables address family of one of bigbro's tables: `ip` for IPv4 VIPs, `ip6` for
+/// IPv6 VIPs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Family {
+    Ip,
+    Ip6,
+}
+
+impl Family {
+    /// Both families, in the order bigbro installs and lists them.
+    pub const ALL: [Family; 2] = [Family::Ip, Family::Ip6];
+
+    /// The family a rule for this destination belongs to.
+    pub fn of(addr: IpAddr) -> Family {
+        match addr {
+            IpAddr::V4(_) => Family::Ip,
+            IpAddr::V6(_) => Family::Ip6,
+        }
+    }
+    /// The nft keyword (`ip`, `ip6`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Ip => "ip",
+            Family::Ip6 => "ip6",
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Interface names are at most 15 bytes (`IFNAMSIZ` 16 with the terminating NUL).
+pub const IFNAME_MAX: usize = 15;
+
+/// Why a [`MarkRule`] cannot be installed. Found before anything is sent to the kernel.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("mark rule `{rule}`: {reason}")]
+pub struct InvalidRule {
+    /// The rule in nft syntax.
+    pub rule: String,
+    /// What is wrong with it and what to do.
+    pub reason: String,
+}
 
 /// Layer-4 protocol matched by a rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -67,12 +114,65 @@ pub struct MarkRule {
 }
 
 impl MarkRule {
+    /// The table family this rule goes into.
+    pub fn family(&self) -> Family {
+        Family::of(self.daddr)
+    }
+
+    /// Checks what the kernel would not check for us, or would accept but never match:
+    /// an interface name must be a name Linux could give an interface (1 to 15 bytes, no
+    /// `/`, `:`, whitespace; bigbro also refuses `*`, `"` and `\`, which nft would read as a
+    /// wildcard or quoting); a port range must not be reversed; the mark must not be 0 (the
+    /// unmarked value, which no IPVS fwmark service can match).
+    pub fn validate(&self) -> Result<(), InvalidRule> {
+        let fail = |reason: String| {
+            Err(InvalidRule {
+                rule: self.nft_text(),
+                reason,
+            })
+        };
+        if self.ports.first > self.ports.last {
+            return fail(format!(
+                "port range {}-{} is reversed; write the lower port first",
+                self.ports.first, self.ports.last
+            ));
+        }
+        if self.mark == 0 {
+            return fail(
+                "mark 0 is the unmarked value and no IPVS fwmark service can match it; use a non-zero fwmark"
+                    .to_string(),
+            );
+        }
+        if let Some(name) = &self.iifname {
+            if name.is_empty() {
+                return fail(
+                    "the interface name is empty; leave it out to match every interface".into(),
+                );
+            }
+            if name.len() > IFNAME_MAX {
+                return fail(format!(
+                    "interface name \"{name}\" is {} bytes long; Linux interface names have at most {IFNAME_MAX}",
+                    name.len()
+                ));
+            }
+            if name == "." || name == ".." {
+                return fail(format!("\"{name}\" cannot be an interface name"));
+            }
+            if let Some(c) = name.chars().find(|c| {
+                c.is_whitespace() || c.is_control() || matches!(c, '/' | ':' | '*' | '"' | '\\')
+            }) {
+                return fail(format!(
+                    "interface name \"{}\" contains {c:?}, which bigbro does not accept in an interface name",
+                    name.escape_debug()
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The rule's match and statement in `nft` syntax, as `nft list` prints it.
     pub fn nft_text(&self) -> String {
-        let fam = match self.daddr {
-            IpAddr::V4(_) => "ip",
-            IpAddr::V6(_) => "ip6",
-        };
+        let fam = self.family().name();
         let mut s = format!("{fam} daddr {} {} dport ", self.daddr, self.proto.name());
         if self.ports.first == self.ports.last {
             let _ = write!(s, "{}", self.ports.first);
@@ -91,8 +191,8 @@ impl MarkRule {
 /// IPv4 rules and one `table ip6 bigbro` for IPv6 rules, each only if it has rules.
 pub fn render(rules: &[MarkRule]) -> String {
     let mut out = String::new();
-    for (fam, v6) in [("ip", false), ("ip6", true)] {
-        let mine: Vec<&MarkRule> = rules.iter().filter(|r| r.daddr.is_ipv6() == v6).collect();
+    for fam in Family::ALL {
+        let mine: Vec<&MarkRule> = rules.iter().filter(|r| r.family() == fam).collect();
         if mine.is_empty() {
             continue;
         }
