@@ -174,7 +174,10 @@ mod tests {
     #[test]
     fn equal_state_needs_no_operation() {
         let svc = Service::new(key(7), "wrr");
-        let dests = [Dest::ipip(ip("10.0.0.1"), 30), Dest::ipip(ip("10.0.0.2"), 70)];
+        let dests = [
+            Dest::ipip(ip("10.0.0.1"), 30),
+            Dest::ipip(ip("10.0.0.2"), 70),
+        ];
         let mut want = Desired::default();
         want.insert(DesiredService::new(svc.clone(), dests.clone()));
         assert!(diff(&owned(&[7]), &want, &[observed(svc, &dests)]).is_empty());
@@ -185,11 +188,17 @@ mod tests {
         let mut want = Desired::default();
         want.insert(DesiredService::new(
             Service::new(key(7), "wlc"),
-            [Dest::ipip(ip("10.0.0.1"), 50), Dest::ipip(ip("10.0.0.3"), 1)],
+            [
+                Dest::ipip(ip("10.0.0.1"), 50),
+                Dest::ipip(ip("10.0.0.3"), 1),
+            ],
         ));
         let have = observed(
             Service::new(key(7), "wrr"),
-            &[Dest::ipip(ip("10.0.0.1"), 100), Dest::ipip(ip("10.0.0.2"), 100)],
+            &[
+                Dest::ipip(ip("10.0.0.1"), 100),
+                Dest::ipip(ip("10.0.0.2"), 100),
+            ],
         );
         let ops = diff(&owned(&[7]), &want, &[have]);
         assert_eq!(
@@ -216,7 +225,10 @@ mod tests {
 
     #[test]
     fn owned_but_unwanted_service_is_deleted_and_foreign_ones_are_never_touched() {
-        let foreign = observed(Service::new(key(99), "rr"), &[Dest::ipip(ip("10.9.9.9"), 5)]);
+        let foreign = observed(
+            Service::new(key(99), "rr"),
+            &[Dest::ipip(ip("10.9.9.9"), 5)],
+        );
         let stopped = observed(Service::new(key(7), "wrr"), &[]);
         let mut want = Desired::default();
         // Even a desired entry for a key bigbro does not own is ignored.

@@ -40,10 +40,13 @@ impl IpvsKernel for ipvs::Client {
     }
 }
 
+/// A service and its destinations keyed by (address, port), as the fake holds them.
+type FakeService = (Service, BTreeMap<(IpAddr, u16), Dest>);
+
 /// An in-memory IPVS table that answers like the kernel does, for unit tests.
 #[derive(Default)]
 pub struct FakeKernel {
-    table: Mutex<BTreeMap<ServiceKey, (Service, BTreeMap<(IpAddr, u16), Dest>)>>,
+    table: Mutex<BTreeMap<ServiceKey, FakeService>>,
     /// Errno to answer for the next ops whose description contains the key text.
     failures: Mutex<Vec<(String, i32)>>,
     /// Every op applied successfully, in order.
@@ -58,7 +61,10 @@ impl FakeKernel {
     /// Makes every future op whose `Display` contains `needle` fail with `errno` until
     /// [`FakeKernel::clear_failures`].
     pub fn fail_ops_matching(&self, needle: &str, errno: i32) {
-        self.failures.lock().unwrap().push((needle.to_string(), errno));
+        self.failures
+            .lock()
+            .unwrap()
+            .push((needle.to_string(), errno));
     }
 
     pub fn clear_failures(&self) {

@@ -162,7 +162,11 @@ mod tests {
         assert!(k.save().contains("-A -f 99 -s rr"), "foreign service kept");
         k.hand_edit(Op::Flush);
         let r = pass(&k, &owned, &desired).await;
-        assert_eq!(r.applied.len(), 2, "service and dest recreated after ipvsadm -C");
+        assert_eq!(
+            r.applied.len(),
+            2,
+            "service and dest recreated after ipvsadm -C"
+        );
     }
 
     #[tokio::test]
@@ -175,7 +179,10 @@ mod tests {
         let texts: Vec<String> = r.failed.iter().map(|e| e.to_string()).collect();
         assert_eq!(texts.len(), 2, "{texts:?}");
         assert!(texts[0].starts_with("adding service FWM 7"), "{texts:?}");
-        assert!(texts[1].starts_with("adding destination 10.0.0.1:0 to FWM 7"), "{texts:?}");
+        assert!(
+            texts[1].starts_with("adding destination 10.0.0.1:0 to FWM 7"),
+            "{texts:?}"
+        );
         k.clear_failures();
         let r = pass(&k, &owned, &want(&[("10.0.0.1", 1)])).await;
         assert!(r.is_clean(), "retried on the next pass");
