@@ -1,5 +1,6 @@
 //! The `bigbro` binary: the daemon, its tools, and `ipvsadm` when invoked under that name.
 
+use std::io::IsTerminal;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -95,6 +96,7 @@ fn init_logging(verbose: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -162,7 +164,7 @@ fn daemon(
         tracing::debug!(
             cluster = %c.name,
             fwmark = %c.fwmark,
-            scheduler = c.scheduler.as_str(),
+            scheduler = %c.scheduler.as_str(),
             nodes = c.nodes.len(),
             interpol = c.interpol.len(),
             vips = c.vips.len(),

@@ -155,6 +155,8 @@ impl std::error::Error for Errors {}
 pub(crate) struct Diags {
     file: String,
     list: Vec<Diagnostic>,
+    /// What was already reported, to drop repeats cheaply.
+    seen: std::collections::HashSet<(Option<Pos>, String, String)>,
 }
 
 impl Diags {
@@ -162,6 +164,7 @@ impl Diags {
         Diags {
             file: file.to_string(),
             list: Vec::new(),
+            seen: std::collections::HashSet::new(),
         }
     }
 
@@ -176,14 +179,13 @@ impl Diags {
     }
 
     fn push(&mut self, pos: Option<Pos>, path: &str, message: String) {
-        let d = Diagnostic {
-            file: self.file.clone(),
-            pos,
-            path: path.to_string(),
-            message,
-        };
-        if !self.list.contains(&d) {
-            self.list.push(d);
+        if self.seen.insert((pos, path.to_string(), message.clone())) {
+            self.list.push(Diagnostic {
+                file: self.file.clone(),
+                pos,
+                path: path.to_string(),
+                message,
+            });
         }
     }
 

@@ -1008,3 +1008,41 @@ fn garbage_never_panics() {
     let wide = format!("clusters: [{}]\n", "1, ".repeat(100_000));
     assert!(parse("config.yml", &wide).is_err());
 }
+
+#[test]
+fn the_readme_documents_every_key() {
+    let readme = include_str!("../../README.md");
+    let section = readme
+        .split("## Configuration")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("README has a Configuration section");
+    let mut keys: Vec<String> = Vec::new();
+    for list in [
+        raw::SETTING_KEYS,
+        raw::IDENTITY_KEYS,
+        raw::NODE_KEYS,
+        raw::VIP_KEYS,
+        spelling::TOP_KEYS,
+    ] {
+        keys.extend(list.iter().map(|k| format!("`{k}`")));
+    }
+    keys.extend(raw::HEALTH_KEYS.iter().map(|k| format!("`health.{k}`")));
+    keys.extend(raw::NAGIOS_KEYS.iter().map(|k| format!("`{k}`")));
+    keys.extend(raw::API_KEYS.iter().map(|k| format!("`api.{k}`")));
+    keys.extend(raw::SYNC_KEYS.iter().map(|k| format!("`sync_daemon.{k}`")));
+    keys.extend(
+        raw::GLOBAL_KEYS
+            .iter()
+            .filter(|k| !matches!(**k, "api" | "sync_daemon"))
+            .map(|k| format!("`{k}`")),
+    );
+    let missing: Vec<&String> = keys
+        .iter()
+        .filter(|k| !section.contains(k.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "README's Configuration section lacks {missing:?}"
+    );
+}

@@ -147,7 +147,9 @@ pub fn parse(text: &str) -> Result<Option<Node>, Vec<YamlError>> {
             }
         };
         let pos = pos_of(&span);
-        let finished: Option<Built> = match event {
+        // The finished node, and how many values it adds to the document (a collection's
+        // children were counted as they finished; an alias adds a whole copy).
+        let finished: Option<(Built, usize)> = match event {
             Event::DocumentStart(..) => {
                 documents += 1;
                 if documents > 1 {
@@ -178,7 +180,7 @@ pub fn parse(text: &str) -> Result<Option<Node>, Vec<YamlError>> {
                 if anchor != 0 {
                     anchors.insert(anchor, (built.node.clone(), 1, 1));
                 }
-                Some(built)
+                Some((built, 1))
             }
             Event::SequenceStart(_, anchor, ref tag) | Event::MappingStart(_, anchor, ref tag) => {
                 if let Some(tag) = tag.as_deref() {
@@ -222,21 +224,27 @@ pub fn parse(text: &str) -> Result<Option<Node>, Vec<YamlError>> {
                 if frame.anchor != 0 {
                     anchors.insert(frame.anchor, (node.clone(), frame.size, frame.height));
                 }
-                Some(Built {
-                    node,
-                    size: frame.size,
-                    height: frame.height,
-                })
+                Some((
+                    Built {
+                        node,
+                        size: frame.size,
+                        height: frame.height,
+                    },
+                    1,
+                ))
             }
             Event::Alias(id) => match anchors.get(&id) {
                 Some((node, size, height)) => {
                     let mut node = node.clone();
                     node.pos = pos;
-                    Some(Built {
-                        node,
-                        size: *size,
-                        height: *height,
-                    })
+                    Some((
+                        Built {
+                            node,
+                            size: *size,
+                            height: *height,
+                        },
+                        *size,
+                    ))
                 }
                 None => {
                     errors.push(err(
@@ -252,13 +260,15 @@ pub fn parse(text: &str) -> Result<Option<Node>, Vec<YamlError>> {
             }
             _ => None,
         };
-        let Some(built) = finished else { continue };
+        let Some((built, fresh)) = finished else {
+            continue;
+        };
 
-        total = total.saturating_add(built.size);
+        total = total.saturating_add(fresh);
         if total > MAX_NODES {
             errors.push(err(
                 pos,
-                format!("the document expands to more than {MAX_NODES} values (too many aliases?)"),
+                format!("the document holds more than {MAX_NODES} values (counting each use of an alias)"),
             ));
             return Err(errors);
         }
@@ -500,7 +510,7 @@ mod tests {
             doc.push_str(&format!("a{i}: &a{i} [{items}]\n"));
         }
         let e = parse(&doc).unwrap_err();
-        assert!(e[0].message.contains("expands to more than"), "{e:?}");
+        assert!(e[0].message.contains("holds more than"), "{e:?}");
     }
 
     #[test]
