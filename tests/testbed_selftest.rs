@@ -1,11 +1,14 @@
 //! The kernel test bed's own tests: a guest test starts in a fresh network namespace, `sh`
-//! and `sh_status` report what commands did, and the host reports guest failures and hung
-//! guest tests as failures of the right tests, with the guest's output.
+//! and `sh_status` report what commands did, the data-plane fixtures behave as documented,
+//! and the host reports guest failures and hung guest tests as failures of the right
+//! tests, with the guest's output.
 
 mod testbed;
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
+use testbed::dataplane::{http_get, DataPlane, Health, SERVICE_PORT};
 use testbed::kernel_test;
 
 /// Set for a second run of this binary in which the `deliberately_*` tests misbehave.
@@ -63,6 +66,92 @@ kernel_test! {
         });
         assert_eq!(ours, theirs);
         assert_eq!(&echoed, b"hello");
+    }
+
+    fn dataplane_health_answers_as_told_while_the_test_runs() {
+        let plane = DataPlane::new(2);
+        let rs1 = plane.server("rs1");
+        let health = rs1.health_addr();
+        let get = |path: &str| testbed::block_on(http_get(health, path)).unwrap();
+
+        let r = get("/app/status");
+        assert_eq!((r.status, r.header("X-Health")), (200, Some("100")));
+        assert!(r.body.starts_with("Health: 100\n"), "{r:?}");
+
+        rs1.set_health(Health::litmus(42).without_header());
+        let r = get("/app/status");
+        assert_eq!((r.status, r.header("X-Health")), (200, None));
+        assert!(r.body.starts_with("Health: 42\n"), "{r:?}");
+
+        rs1.set_health(Health::down());
+        let r = get("/other");
+        assert_eq!((r.status, r.header("X-Health"), r.body.as_str()), (503, Some("0"), "Health: 0\nMeasured Health: 0\n"));
+
+        rs1.set_health(Health::litmus(5).with_status(500).with_header("61").with_body("oops"));
+        let r = get("/");
+        assert_eq!((r.status, r.header("X-Health"), r.body.as_str()), (500, Some("61"), "oops"));
+
+        rs1.set_health(Health::litmus(9).with_delay(Duration::from_millis(400)));
+        let started = Instant::now();
+        assert_eq!(get("/").status, 200);
+        assert!(started.elapsed() >= Duration::from_millis(400));
+
+        // A hanging endpoint answers nothing until the test changes its health.
+        rs1.set_health(Health::litmus(7).hanging());
+        testbed::block_on(async {
+            let mut pending = tokio::spawn(http_get(health, "/hang"));
+            let early = tokio::time::timeout(Duration::from_millis(500), &mut pending).await;
+            assert!(early.is_err(), "a hanging health endpoint answered: {early:?}");
+            rs1.set_health(Health::litmus(7));
+            let r = pending.await.unwrap().unwrap();
+            assert_eq!((r.status, r.header("X-Health")), (200, Some("7")));
+        });
+        assert_eq!(
+            rs1.health_requests(),
+            ["/app/status", "/app/status", "/other", "/", "/", "/hang"]
+        );
+        // rs2 is independent.
+        assert_eq!(plane.server("rs2").health_requests(), Vec::<String>::new());
+        let r = testbed::block_on(http_get(plane.server("rs2").health_addr(), "/x")).unwrap();
+        assert_eq!(r.header("X-Health"), Some("100"));
+
+        // The client reaches each real server's own address through the director, and the
+        // service port answers with the server's name.
+        for rs in plane.servers() {
+            let direct = std::net::SocketAddr::from((rs.addr(), SERVICE_PORT));
+            let r = plane.client().get(direct, "/").unwrap();
+            assert_eq!((r.status, r.body.as_str()), (200, format!("{}\n", rs.name()).as_str()));
+            assert_eq!(rs.service_requests(), 1);
+        }
+        // Each real server carries the VIP on tunl0, with the IPIP sysctls.
+        assert!(rs1.sh("ip -4 -o addr show dev tunl0").contains(&format!("{}/32", plane.vip())));
+        assert_eq!(rs1.sh("cat /proc/sys/net/ipv4/conf/all/arp_ignore /proc/sys/net/ipv4/conf/all/arp_announce /proc/sys/net/ipv4/conf/tunl0/rp_filter"), "1\n2\n0\n");
+    }
+
+    fn dataplane_namespaces_go_away_when_dropped() {
+        let names: Vec<String> = {
+            let plane = DataPlane::new(3);
+            let mut names: Vec<String> =
+                plane.servers().iter().map(|s| s.netns().to_string()).collect();
+            names.push(plane.client().netns().to_string());
+            let listed = testbed::sh("ip netns list");
+            for name in &names {
+                assert!(listed.contains(name.as_str()), "{name} not in {listed}");
+            }
+            names
+        };
+        let listed = testbed::sh("ip netns list");
+        for name in &names {
+            assert!(!listed.contains(name.as_str()), "{name} still in {listed}");
+        }
+        // The director's ends of the veth pairs went with their peers.
+        let links = testbed::sh("ip -o link show");
+        for link in ["cl0:", "rs1:", "rs2:", "rs3:"] {
+            assert!(!links.contains(link), "{link} left in {links}");
+        }
+        // So a second data plane can reuse the names at once.
+        let again = DataPlane::new(1);
+        assert_eq!(again.server("rs1").sh("echo hi"), "hi\n");
     }
 
     fn deliberately_failing_when_asked() {

@@ -61,3 +61,11 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
         .expect("testbed: cannot build a tokio runtime")
         .block_on(future)
 }
+
+/// The kernel tests this VM runs, in order (guest only): lets a test tell whether another
+/// one ran before it in the same guest.
+pub fn session_tests() -> Vec<String> {
+    std::fs::read_to_string("/run/testbed/tests")
+        .map(|list| list.lines().map(str::to_string).collect())
+        .unwrap_or_default()
+}

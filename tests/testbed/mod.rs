@@ -35,7 +35,7 @@ mod image;
 use std::sync::Mutex;
 
 #[allow(unused_imports)]
-pub use guest::{block_on, sh, sh_status};
+pub use guest::{block_on, session_tests, sh, sh_status};
 
 /// Declares kernel tests: each `fn name() { body }` becomes a `#[test] fn name()` whose
 /// body runs inside the test bed's guest kernel. Attributes written before `fn` (doc
