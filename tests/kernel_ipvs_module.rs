@@ -19,9 +19,8 @@ const MODPROBE_PATH: &str = "/proc/sys/kernel/modprobe";
 /// The test kernel's module tree, as the host test process sees it (the guest shares the
 /// host's file system read-only).
 fn kernel_cache() -> String {
-    std::env::var("BIGBRO_TESTBED_KERNEL_DIR").unwrap_or_else(|_| {
-        format!("{}/.cache/kernel/current", env!("CARGO_MANIFEST_DIR"))
-    })
+    std::env::var("BIGBRO_TESTBED_KERNEL_DIR")
+        .unwrap_or_else(|_| format!("{}/.cache/kernel/current", env!("CARGO_MANIFEST_DIR")))
 }
 
 /// IPVS modules currently loaded, schedulers first (`ip_vs` itself last).
