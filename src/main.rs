@@ -40,8 +40,8 @@ enum Command {
         #[arg(long)]
         nft: bool,
     },
-    /// Run the daemon. For now it loads, validates and reports the configuration, then
-    /// exits: probing and programming IPVS are not built yet.
+    /// Run the daemon: probe every running cluster's nodes, program IPVS and the mark
+    /// rules, reload on SIGHUP, exit on SIGTERM leaving the kernel as it is.
     Daemon {
         /// Configuration file (big_brother's -c).
         #[arg(short = 'c', long = "config", default_value = DEFAULT_CONFIG)]
@@ -130,58 +130,19 @@ fn check(path: &Path, ipvs_only: bool, nft_only: bool) -> ExitCode {
     }
 }
 
-/// `bigbro daemon`, as far as it exists: load and validate the configuration, apply the
-/// command-line overrides and report what would run.
+/// `bigbro daemon`.
 fn daemon(
     path: &Path,
     data_dir: Option<PathBuf>,
     port: Option<u16>,
     binding: Option<IpAddr>,
 ) -> ExitCode {
-    tracing::info!(config = %path.display(), "starting bigbro");
-    let model = match config::load(path) {
-        Ok(m) => m,
-        Err(errors) => {
-            for d in &errors.list {
-                tracing::error!("{d}");
-            }
-            tracing::error!(
-                "{} is not valid ({}); nothing was started",
-                path.display(),
-                errors.count_text()
-            );
-            return ExitCode::from(1);
-        }
-    };
-    let settings = model.settings.clone().with_cli(data_dir, port, binding);
-    tracing::info!(
-        clusters = model.clusters.len(),
-        spelling = ?model.spelling,
-        "configuration {} is valid",
-        path.display()
-    );
-    for c in &model.clusters {
-        tracing::debug!(
-            cluster = %c.name,
-            fwmark = %c.fwmark,
-            scheduler = %c.scheduler.as_str(),
-            nodes = c.nodes.len(),
-            interpol = c.interpol.len(),
-            vips = c.vips.len(),
-            relay = ?c.relay_fwmark().map(|m| m.get()),
-            "cluster"
-        );
-    }
-    tracing::info!(
-        api = %settings.api.listen,
-        data_dir = %settings.data_dir.display(),
-        state_dir = %settings.state_dir.display(),
-        "settings"
-    );
-    tracing::warn!(
-        "the daemon proper (probes, IPVS, API) is not built yet: stopping after validation"
-    );
-    ExitCode::SUCCESS
+    bigbro::daemon::run::main(bigbro::daemon::run::Args {
+        config: path.to_path_buf(),
+        data_dir,
+        port,
+        binding,
+    })
 }
 
 fn run_ipvsadm(_args: Vec<std::ffi::OsString>) -> ExitCode {
