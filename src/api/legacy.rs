@@ -19,10 +19,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use super::backend::{Backend, BackendError, ClusterView, StartOutcome, StopOutcome};
 use super::error::text_response;
-use super::server::AppState;
-use crate::types::ClusterName;
+use super::server::{AppState, Failure};
+use crate::daemon::{ClusterStatus, ClusterSummary, StartOutcome, StopOutcome};
 
 /// The big_brother release whose API bigbro serves unchanged.
 pub const BIG_BROTHER_API_VERSION: &str = "0.9.12";
@@ -39,29 +38,25 @@ pub fn banner_version() -> String {
     )
 }
 
-pub fn routes<B: Backend>() -> Router<AppState<B>> {
+pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/", get(index::<B>))
+        .route("/", get(index))
         .route(
             "/cluster/{name}",
-            get(status_synchronized::<B>)
-                .put(start::<B>)
-                .delete(stop::<B>),
+            get(status_synchronized).put(start).delete(stop),
         )
-        .route("/cluster/{name}/status", get(status::<B>))
-        .route("/cluster/{name}/status_detail", get(status_detail::<B>))
+        .route("/cluster/{name}/status", get(status))
+        .route("/cluster/{name}/status_detail", get(status_detail))
 }
 
 /// big_brother's `GET /` body.
-pub fn render_index(clusters: &[ClusterView]) -> String {
+pub fn render_index(clusters: &[ClusterSummary]) -> String {
     let mut out = format!("Big Brother: {}\n\nRunning:\n", banner_version());
     for c in clusters.iter().filter(|c| c.running) {
         let _ = writeln!(
             out,
             "+ {} ({}) - CombinedWeight: {}",
-            c.name,
-            c.fwmark,
-            c.combined_weight()
+            c.name, c.fwmark, c.combined_weight
         );
     }
     out.push_str("\nStopped:\n");
@@ -73,29 +68,24 @@ pub fn render_index(clusters: &[ClusterView]) -> String {
 }
 
 /// big_brother's `GET /cluster/NAME` and `/status` body.
-pub fn render_status(c: &ClusterView) -> String {
+pub fn render_status(c: &ClusterStatus) -> String {
     format!(
         "Running: {}\nCombinedWeight: {}\n",
-        c.running,
-        c.combined_weight()
+        c.running, c.combined_weight
     )
 }
 
 /// big_brother's `status_detail` JSON: `{"nodes":{addr:weight},"cluster":name,
 /// "running":bool}`, keys in that order, local nodes keyed by address, weights 0 while
 /// the cluster is stopped (big_brother zeroed them on stop).
-pub fn render_status_detail(c: &ClusterView) -> String {
+pub fn render_status_detail(c: &ClusterStatus) -> String {
     let mut out = String::from("{\"nodes\":{");
     for (i, n) in c.nodes.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        let weight = if c.running {
-            n.snapshot.weight.get()
-        } else {
-            0
-        };
-        let key = serde_json::to_string(&n.snapshot.addr.to_string()).unwrap_or_default();
+        let weight = if c.running { n.weight.get() } else { 0 };
+        let key = serde_json::to_string(&n.address.to_string()).unwrap_or_default();
         let _ = write!(out, "{key}:{weight}");
     }
     let name = serde_json::to_string(c.name.as_str()).unwrap_or_default();
@@ -109,7 +99,7 @@ pub fn not_found(name: &str) -> Response {
 }
 
 /// 500 `Application error`, logged as big_brother did (`Error: ...`).
-pub fn application_error(e: &BackendError) -> Response {
+pub fn application_error(e: &Failure) -> Response {
     tracing::error!("Error: {e}");
     text_response(StatusCode::INTERNAL_SERVER_ERROR, "Application error")
 }
@@ -122,34 +112,18 @@ fn not_modified() -> Response {
     StatusCode::NOT_MODIFIED.into_response()
 }
 
-async fn index<B: Backend>(State(app): State<AppState<B>>) -> Response {
-    match app.call(app.backend.clusters()).await {
+async fn index(State(app): State<AppState>) -> Response {
+    match app.query(async { app.handle.clusters() }).await {
         Ok(clusters) => text_response(StatusCode::OK, render_index(&clusters)),
         Err(e) => application_error(&e),
     }
 }
 
-async fn cluster_route<B: Backend>(
-    app: &AppState<B>,
-    name: String,
-    synchronize: bool,
-    render: fn(&ClusterView) -> Response,
-) -> Response {
-    match app
-        .call(app.backend.cluster(ClusterName(name.clone()), synchronize))
-        .await
-    {
-        Ok(Some(c)) => render(&c),
-        Ok(None) => not_found(&name),
-        Err(e) => application_error(&e),
-    }
-}
-
-fn status_body(c: &ClusterView) -> Response {
+fn status_body(c: &ClusterStatus) -> Response {
     text_response(StatusCode::OK, render_status(c))
 }
 
-fn detail_body(c: &ClusterView) -> Response {
+fn detail_body(c: &ClusterStatus) -> Response {
     (
         StatusCode::OK,
         [(
@@ -161,26 +135,39 @@ fn detail_body(c: &ClusterView) -> Response {
         .into_response()
 }
 
-async fn status_synchronized<B: Backend>(
-    State(app): State<AppState<B>>,
-    Path(name): Path<String>,
+fn answer(
+    name: &str,
+    found: Result<Option<ClusterStatus>, Failure>,
+    render: fn(&ClusterStatus) -> Response,
 ) -> Response {
-    cluster_route(&app, name, true, status_body).await
+    match found {
+        Ok(Some(c)) => render(&c),
+        Ok(None) => not_found(name),
+        Err(e) => application_error(&e),
+    }
 }
 
-async fn status<B: Backend>(State(app): State<AppState<B>>, Path(name): Path<String>) -> Response {
-    cluster_route(&app, name, false, status_body).await
+/// `GET /cluster/NAME`: adopts the cluster from the kernel first if it is stopped there
+/// but running in IPVS (big_brother's `synchronize!`); the OCF monitor and litmus_paper
+/// call this.
+async fn status_synchronized(State(app): State<AppState>, Path(name): Path<String>) -> Response {
+    let found = app.call(app.handle.synchronize(&name)).await;
+    answer(&name, found, status_body)
 }
 
-async fn status_detail<B: Backend>(
-    State(app): State<AppState<B>>,
-    Path(name): Path<String>,
-) -> Response {
-    cluster_route(&app, name, false, detail_body).await
+/// `GET /cluster/NAME/status`: the same without adoption, cheap enough to poll often.
+async fn status(State(app): State<AppState>, Path(name): Path<String>) -> Response {
+    let found = app.query(app.handle.status(&name)).await;
+    answer(&name, found, status_body)
 }
 
-async fn start<B: Backend>(State(app): State<AppState<B>>, Path(name): Path<String>) -> Response {
-    match app.call(app.backend.start(ClusterName(name.clone()))).await {
+async fn status_detail(State(app): State<AppState>, Path(name): Path<String>) -> Response {
+    let found = app.query(app.handle.status(&name)).await;
+    answer(&name, found, detail_body)
+}
+
+async fn start(State(app): State<AppState>, Path(name): Path<String>) -> Response {
+    match app.call(app.handle.start(&name)).await {
         Ok(StartOutcome::Started) => {
             tracing::info!(cluster = %name, "started through the API");
             ok()
@@ -191,8 +178,8 @@ async fn start<B: Backend>(State(app): State<AppState<B>>, Path(name): Path<Stri
     }
 }
 
-async fn stop<B: Backend>(State(app): State<AppState<B>>, Path(name): Path<String>) -> Response {
-    match app.call(app.backend.stop(ClusterName(name.clone()))).await {
+async fn stop(State(app): State<AppState>, Path(name): Path<String>) -> Response {
+    match app.call(app.handle.stop(&name)).await {
         Ok(StopOutcome::Stopped) => {
             tracing::info!(cluster = %name, "stopped through the API");
             ok()

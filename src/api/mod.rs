@@ -2,8 +2,8 @@
 //! (`v1`), Prometheus metrics (`metrics`) and a status page (`ui`), served by `server`
 //! under the token rule of `auth` and the limits of `server::Limits`.
 //!
-//! The API is a front end: it turns requests into calls on a `Backend` (the daemon's
-//! handle) and renders the answers. It never touches the kernel or the configuration file
+//! The API is a front end: it turns requests into calls on the daemon's `Handle` and
+//! renders the answers. It never touches the kernel or the configuration file
 //! itself, and a request it refuses (bad JSON, unknown cluster, wrong method, missing
 //! token, too large, too slow) changes nothing.
 //!
@@ -11,8 +11,8 @@
 //! and report a bind error before READY) followed by `Listener::serve`.
 
 pub mod auth;
-pub mod backend;
 pub mod body;
+pub mod client;
 pub mod error;
 pub mod legacy;
 pub mod metrics;
@@ -23,14 +23,16 @@ pub mod ui;
 pub mod v1;
 
 pub use auth::{ListenError, Token, TokenError};
-pub use backend::{
-    Backend, BackendError, ClusterView, Counters, DestCounters, NodeView, OverrideChange,
-    OverrideError, OverrideRequest, OverrideScope, ProbeCounters, ReconcileCounters,
-    ReloadCounters, ReloadOutcome, StartOutcome, StopOutcome,
-};
 pub use server::{bind, serve, Limits, Listener};
 
 /// Reads the token file, if one is configured.
 pub fn load_token(path: Option<&std::path::Path>) -> Result<Option<Token>, TokenError> {
     path.map(Token::from_file).transpose()
+}
+
+/// Loads the configured token and binds the configured address: what `bigbro daemon` calls
+/// before it reports READY, so that a taken port or a missing token is a start failure.
+pub async fn bind_configured(api: &crate::config::Api) -> Result<Listener, ListenError> {
+    let token = load_token(api.token_file.as_deref())?;
+    bind(api.listen, token).await
 }

@@ -10,9 +10,23 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
 
-use super::backend::ProbeCounters;
+use std::net::IpAddr;
+
 use super::prom::{Histogram, LATENCY_BUCKETS};
 use crate::health::{Sample, Target};
+
+/// Probes of one target, as `/metrics` shows them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProbeCounters {
+    /// The target as shown to people: `litmus http://10.0.0.1:9001/app/status`.
+    pub target: String,
+    pub address: IpAddr,
+    pub port: u16,
+    /// Probe durations, failed ones included.
+    pub latency: Histogram,
+    /// Failed probes by reason code (`timeout`, `refused`, `status`...).
+    pub failures: BTreeMap<String, u64>,
+}
 
 #[derive(Clone, Debug, Default)]
 struct PerTarget {

@@ -15,12 +15,6 @@ pub const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// Buckets for reconcile pass durations (seconds): 100 µs to 10 s.
-pub const PASS_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    10.0,
-];
-
 /// A histogram with fixed upper bounds. `counts[i]` counts observations `<= bounds[i]`
 /// and above the previous bound (not cumulative); the `+Inf` bucket is `count`.
 #[derive(Clone, Debug, PartialEq)]
@@ -121,14 +115,27 @@ impl Writer {
     /// A whole histogram of the current histogram family: its buckets, `+Inf`, sum and
     /// count.
     pub fn histogram(&mut self, labels: &[(&str, &str)], h: &Histogram) {
+        let buckets: Vec<(f64, u64)> = h.cumulative().collect();
+        self.histogram_buckets(labels, &buckets, h.count(), h.sum());
+    }
+
+    /// A histogram given as `(upper bound, cumulative count)` pairs, the total count (the
+    /// `+Inf` bucket) and the sum.
+    pub fn histogram_buckets(
+        &mut self,
+        labels: &[(&str, &str)],
+        cumulative: &[(f64, u64)],
+        count: u64,
+        sum: f64,
+    ) {
         let name = self.current_name(&[Kind::Histogram]);
-        for (bound, cumulative) in h.cumulative() {
-            let le = format_value(bound);
-            self.line(&name, "_bucket", labels, Some(&le), cumulative as f64);
+        for (bound, n) in cumulative {
+            let le = format_value(*bound);
+            self.line(&name, "_bucket", labels, Some(&le), *n as f64);
         }
-        self.line(&name, "_bucket", labels, Some("+Inf"), h.count() as f64);
-        self.line(&name, "_sum", labels, None, h.sum());
-        self.line(&name, "_count", labels, None, h.count() as f64);
+        self.line(&name, "_bucket", labels, Some("+Inf"), count as f64);
+        self.line(&name, "_sum", labels, None, sum);
+        self.line(&name, "_count", labels, None, count as f64);
     }
 
     pub fn finish(self) -> String {

@@ -10,7 +10,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -27,10 +27,10 @@ use tokio::task::JoinSet;
 use tower::ServiceExt;
 
 use super::auth::{self, ListenError, Token};
-use super::backend::{Backend, BackendError};
 use super::error::{error_for_path, is_json_path, ApiError};
+use super::probe_stats::{self, ProbeStats};
 use super::{legacy, metrics, ui, v1};
-use crate::types::ClusterName;
+use crate::daemon::{self, Handle};
 
 /// Bounds on what one client can make the API hold.
 #[derive(Clone, Debug)]
@@ -68,27 +68,50 @@ impl Default for Limits {
 }
 
 /// What every handler shares.
-pub struct Shared<B> {
-    pub backend: B,
+pub struct Shared {
+    pub handle: Handle,
     pub token: Option<Token>,
     pub limits: Limits,
+    /// Probe latencies and failures, collected from the daemon's samples.
+    pub probes: Arc<Mutex<ProbeStats>>,
 }
 
-pub type AppState<B> = Arc<Shared<B>>;
+pub type AppState = Arc<Shared>;
 
-impl<B: Backend> Shared<B> {
-    /// Runs one call into the daemon, bounded by `backend_timeout`.
-    pub async fn call<T, E: From<BackendError>>(
-        &self,
-        call: impl Future<Output = Result<T, E>>,
-    ) -> Result<T, E> {
-        match tokio::time::timeout(self.limits.backend_timeout, call).await {
-            Ok(result) => result,
-            Err(_) => Err(E::from(BackendError::new(format!(
-                "the daemon did not answer within {:?}",
-                self.limits.backend_timeout
-            )))),
+/// Why a call into the daemon gave no answer.
+#[derive(Debug)]
+pub enum Failure {
+    Daemon(daemon::Error),
+    Timeout(Duration),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Daemon(e) => write!(f, "{e}"),
+            Failure::Timeout(t) => write!(
+                f,
+                "the daemon did not answer within {t:?} (a command may still complete; check the status)"
+            ),
         }
+    }
+}
+
+impl Shared {
+    /// Runs one command or query on the daemon, bounded by `backend_timeout`.
+    pub async fn call<T>(
+        &self,
+        call: impl Future<Output = Result<T, daemon::Error>>,
+    ) -> Result<T, Failure> {
+        match tokio::time::timeout(self.limits.backend_timeout, call).await {
+            Ok(result) => result.map_err(Failure::Daemon),
+            Err(_) => Err(Failure::Timeout(self.limits.backend_timeout)),
+        }
+    }
+
+    /// Runs a query that cannot fail, bounded by `backend_timeout`.
+    pub async fn query<T>(&self, query: impl Future<Output = T>) -> Result<T, Failure> {
+        self.call(async { Ok(query.await) }).await
     }
 }
 
@@ -97,18 +120,15 @@ impl<B: Backend> Shared<B> {
 pub struct Peer(pub SocketAddr);
 
 /// Every route, with the outer layers.
-pub fn router<B: Backend>(state: AppState<B>) -> Router {
+pub fn router(state: AppState) -> Router {
     Router::new()
-        .merge(legacy::routes::<B>())
-        .merge(v1::routes::<B>())
-        .merge(metrics::routes::<B>())
-        .merge(ui::routes::<B>())
-        .fallback(not_found::<B>)
+        .merge(legacy::routes())
+        .merge(v1::routes())
+        .merge(metrics::routes())
+        .merge(ui::routes())
+        .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            authorize::<B>,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(middleware::from_fn(access_log))
         .layer(middleware::from_fn(catch_panic))
         .with_state(state)
@@ -149,14 +169,16 @@ impl Listener {
         self
     }
 
-    /// Serves `backend` until the returned future is dropped (which also closes every
-    /// connection it accepted).
-    pub async fn serve<B: Backend>(self, backend: B) {
+    /// Serves the daemon behind `handle` until the returned future is dropped (which also
+    /// closes every connection it accepted).
+    pub async fn serve(self, handle: Handle) {
         let addr = self.local_addr();
+        let probes = probe_stats::collect(handle.subscribe_samples());
         let state = Arc::new(Shared {
-            backend,
+            handle,
             token: self.token,
             limits: self.limits.clone(),
+            probes,
         });
         tracing::info!(
             listen = %addr,
@@ -204,20 +226,16 @@ impl Listener {
 }
 
 /// Binds and serves in one call: `api::serve(handle, listen, token)`.
-pub async fn serve<B: Backend>(
-    backend: B,
+pub async fn serve(
+    handle: Handle,
     listen: SocketAddr,
     token: Option<Token>,
 ) -> Result<(), ListenError> {
-    bind(listen, token).await?.serve(backend).await;
+    bind(listen, token).await?.serve(handle).await;
     Ok(())
 }
 
-async fn authorize<B: Backend>(
-    State(app): State<AppState<B>>,
-    request: Request,
-    next: Next,
-) -> Response {
+async fn authorize(State(app): State<AppState>, request: Request, next: Next) -> Response {
     match auth::authorize(app.token.as_ref(), request.method(), request.headers()) {
         Ok(()) => next.run(request).await,
         Err(denied) => {
@@ -294,18 +312,11 @@ async fn catch_panic(request: Request, next: Next) -> Response {
     }
 }
 
-async fn not_found<B: Backend>(
-    State(app): State<AppState<B>>,
-    method: Method,
-    request: Request,
-) -> Response {
+async fn not_found(State(app): State<AppState>, method: Method, request: Request) -> Response {
     let path = request.uri().path();
     if let Some(name) = legacy::cluster_in_path(path) {
         // big_brother answered any path under an unknown cluster this way.
-        if let Ok(None) = app
-            .call(app.backend.cluster(ClusterName(name.to_string()), false))
-            .await
-        {
+        if app.handle.config().cluster(name).is_none() {
             return legacy::not_found(name);
         }
     }

@@ -15,19 +15,19 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
-use super::backend::{Backend, ClusterView, NodeView};
 use super::server::AppState;
+use crate::daemon::{ClusterStatus, NodeStatus};
 use crate::weight::{OverrideView, Status};
 
 /// Seconds between refreshes.
 pub const REFRESH_SECONDS: u32 = 2;
 
-pub fn routes<B: Backend>() -> Router<AppState<B>> {
-    Router::new().route("/ui", get(page::<B>))
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/ui", get(page))
 }
 
-async fn page<B: Backend>(State(app): State<AppState<B>>) -> Response {
-    let (status, body) = match app.call(app.backend.clusters()).await {
+async fn page(State(app): State<AppState>) -> Response {
+    let (status, body) = match app.query(app.handle.statuses()).await {
         Ok(clusters) => (StatusCode::OK, render(&clusters, now_utc())),
         Err(e) => {
             tracing::error!("Error: {e}");
@@ -96,7 +96,7 @@ td.ramp .fill { background: #2e9d5b; }
 ";
 
 /// The page for `clusters` as of `now` (shown as the time of the data).
-pub fn render(clusters: &[ClusterView], now: String) -> String {
+pub fn render(clusters: &[ClusterStatus], now: String) -> String {
     let mut out = head(&now);
     if clusters.is_empty() {
         out.push_str("<p class=\"empty\">No clusters are configured.</p>\n");
@@ -131,8 +131,8 @@ fn head(now: &str) -> String {
     )
 }
 
-fn cluster(out: &mut String, c: &ClusterView) {
-    let total = c.combined_weight();
+fn cluster(out: &mut String, c: &ClusterStatus) {
+    let total = c.combined_weight;
     let (state, class) = if c.running {
         ("running", "running")
     } else {
@@ -147,22 +147,34 @@ fn cluster(out: &mut String, c: &ClusterView) {
         id = esc(c.name.as_str()),
         name = esc(c.name.as_str()),
         fwmark = c.fwmark,
-        sched = esc(&c.scheduler),
-        mode = esc(&c.backend_mode),
+        sched = c.scheduler.as_str(),
+        mode = match c.backend_mode {
+            crate::config::BackendMode::ActiveActive => "active/active",
+            crate::config::BackendMode::ActivePassive => "active/passive",
+        },
     );
-    if let Some(o) = &c.over {
-        let _ = writeln!(
-            out,
-            "<p class=\"override\">Cluster override: {}</p>",
-            override_text(o)
-        );
+    if let Some(policy) = &c.policy {
+        if let Some(o) = &policy.over {
+            let _ = writeln!(
+                out,
+                "<p class=\"override\">Cluster override: {}</p>",
+                override_text(o)
+            );
+        }
+        if policy.files.up || policy.files.down {
+            let which = if policy.files.up { "up" } else { "down" };
+            let _ = writeln!(
+                out,
+                "<p class=\"override\">Override file <code>{which}/{}</code> is present.</p>",
+                esc(c.name.as_str())
+            );
+        }
     }
-    if c.files.up || c.files.down {
-        let which = if c.files.up { "up" } else { "down" };
+    if let Some(d) = c.downpage.as_ref().filter(|d| d.active) {
         let _ = writeln!(
             out,
-            "<p class=\"override\">Override file <code>{which}/{}</code> is present.</p>",
-            esc(c.name.as_str())
+            "<p class=\"errors\">No node has weight: the downpage {} is serving.</p>",
+            d.address
         );
     }
     if !c.errors.is_empty() {
@@ -183,45 +195,51 @@ fn cluster(out: &mut String, c: &ClusterView) {
     out.push_str("</tbody>\n</table>\n</section>\n");
 }
 
-fn node(out: &mut String, n: &NodeView, total: u64) {
-    let s = &n.snapshot;
-    let status = match s.status {
-        Status::Up => "up",
-        Status::Down => "down",
-        Status::Unknown => "unknown",
+fn node(out: &mut String, n: &NodeStatus, total: u64) {
+    let p = n.policy.as_ref();
+    let status = match p.map(|p| p.status) {
+        Some(Status::Up) => "up",
+        Some(Status::Down) => "down",
+        Some(Status::Unknown) => "unknown",
+        None => "not probed",
     };
-    let health = s.health.map_or("–".to_string(), |h| h.to_string());
-    let weight = s.weight.get();
+    let health = p
+        .and_then(|p| p.health)
+        .map_or("–".to_string(), |h| h.to_string());
+    let weight = n.weight.get();
     let share = if total == 0 {
         0.0
     } else {
         f64::from(weight) * 100.0 / total as f64
     };
-    let source = serde_json::to_value(s.source)
-        .ok()
+    let source = p
+        .and_then(|p| serde_json::to_value(p.source).ok())
         .and_then(|v| v.as_str().map(|x| x.replace('_', " ")))
         .unwrap_or_default();
     let kernel = n
-        .kernel_weight
-        .map_or("not in IPVS".to_string(), |w| w.get().to_string());
-    let ramp = s.ramp_progress.clamp(0.0, 1.0) * 100.0;
-    let probe = match &s.last_probe {
+        .kernel_weight()
+        .map_or("not in IPVS".to_string(), |w| w.to_string());
+    let ramp = p.map_or(0.0, |p| p.ramp_progress.clamp(0.0, 1.0) * 100.0);
+    let probe = match p.and_then(|p| p.last_probe.as_ref()) {
         None => "not yet probed".to_string(),
-        Some(p) if p.ok => format!(
+        Some(l) if l.ok => format!(
             "ok, health {} in {}",
-            p.health.unwrap_or(0),
-            millis(p.latency_seconds)
+            l.health.unwrap_or(0),
+            millis(l.latency_seconds)
         ),
-        Some(p) => format!(
+        Some(l) => format!(
             "<span class=\"err\">{}</span> in {}",
-            esc(p.error.as_deref().unwrap_or("health 0")),
-            millis(p.latency_seconds)
+            esc(l.error.as_deref().unwrap_or("health 0")),
+            millis(l.latency_seconds)
         ),
     };
-    let over = s.over.as_ref().map_or("–".to_string(), override_text);
+    let over = p
+        .and_then(|p| p.over.as_ref())
+        .map_or("–".to_string(), override_text);
+    let class = status.replace(' ', "-");
     let _ = writeln!(
         out,
-        "<tr class=\"node {status}\" data-node=\"{addr}\">\
+        "<tr class=\"node {class}\" data-node=\"{addr}\">\
          <td class=\"address\">{addr}</td>\
          <td class=\"status\">{status}</td>\
          <td class=\"health\">{health}</td>\
@@ -232,7 +250,7 @@ fn node(out: &mut String, n: &NodeView, total: u64) {
          <span class=\"num\">{ramp:.0}%</span></td>\
          <td class=\"probe\">{probe}</td>\
          <td class=\"override\">{over}</td></tr>",
-        addr = esc(&s.addr.to_string()),
+        addr = esc(&n.address.to_string()),
     );
 }
 

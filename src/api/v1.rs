@@ -17,17 +17,16 @@ use axum::response::Response;
 use axum::routing::{get, post, put};
 use axum::Router;
 use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
 
-use super::backend::{
-    Backend, ClusterView, NodeView, OverrideChange, OverrideError, OverrideRequest, OverrideScope,
-    ReloadOutcome, StartOutcome, StopOutcome,
-};
 use super::body::read_json;
 use super::error::{json_response, quote, ApiError};
 use super::legacy::BIG_BROTHER_API_VERSION;
-use super::server::AppState;
-use crate::types::{ClusterName, Weight};
-use crate::weight::{Force, OverrideView, Source, Status};
+use super::server::{AppState, Failure};
+use crate::config::BackendMode;
+use crate::daemon::{self, ClusterStatus, NodeStatus, StartOutcome, StopOutcome};
+use crate::types::Weight;
+use crate::weight::{Force, Override, OverrideRequest, OverrideView, Source, Status};
 
 /// The longest override reason accepted.
 pub const MAX_REASON_LEN: usize = 500;
@@ -45,27 +44,29 @@ const ROUTES: &[&str] = &[
     "PUT|DELETE /api/v1/clusters/{cluster}/nodes/{address}/override",
     "POST /api/v1/reload",
     "GET /api/v1/config",
+    "GET /api/v1/daemon",
 ];
 
-pub fn routes<B: Backend>() -> Router<AppState<B>> {
+pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1", get(index))
-        .route("/api/v1/clusters", get(clusters::<B>))
-        .route("/api/v1/clusters/{cluster}", get(cluster::<B>))
-        .route("/api/v1/clusters/{cluster}/start", post(start::<B>))
-        .route("/api/v1/clusters/{cluster}/stop", post(stop::<B>))
+        .route("/api/v1/clusters", get(clusters))
+        .route("/api/v1/clusters/{cluster}", get(cluster))
+        .route("/api/v1/clusters/{cluster}/start", post(start))
+        .route("/api/v1/clusters/{cluster}/stop", post(stop))
         .route(
             "/api/v1/clusters/{cluster}/override",
-            put(set_cluster_override::<B>).delete(clear_cluster_override::<B>),
+            put(set_cluster_override).delete(clear_cluster_override),
         )
-        .route("/api/v1/clusters/{cluster}/nodes", get(nodes::<B>))
-        .route("/api/v1/clusters/{cluster}/nodes/{node}", get(node::<B>))
+        .route("/api/v1/clusters/{cluster}/nodes", get(nodes))
+        .route("/api/v1/clusters/{cluster}/nodes/{node}", get(node))
         .route(
             "/api/v1/clusters/{cluster}/nodes/{node}/override",
-            put(set_node_override::<B>).delete(clear_node_override::<B>),
+            put(set_node_override).delete(clear_node_override),
         )
-        .route("/api/v1/reload", post(reload::<B>))
-        .route("/api/v1/config", get(config::<B>))
+        .route("/api/v1/reload", post(reload))
+        .route("/api/v1/config", get(config))
+        .route("/api/v1/daemon", get(daemon_status))
 }
 
 // ---- JSON shapes ----------------------------------------------------------------------
@@ -74,17 +75,25 @@ pub fn routes<B: Backend>() -> Router<AppState<B>> {
 pub struct ClusterJson {
     pub name: String,
     pub fwmark: u32,
+    /// The relay service's fwmark (multi-datacenter clusters).
+    pub relay_fwmark: Option<u32>,
     pub running: bool,
-    /// big_brother's CombinedWeight.
+    /// big_brother's CombinedWeight: the local nodes' weights, 0 while stopped.
     pub combined_weight: u64,
-    pub scheduler: String,
-    pub backend_mode: String,
-    pub files: FilesJson,
+    pub scheduler: &'static str,
+    pub backend_mode: BackendMode,
+    /// big_brother's override files (`null` while stopped).
+    pub files: Option<FilesJson>,
     #[serde(rename = "override")]
     pub over: Option<OverrideJson>,
+    /// active_passive: the node in IPVS.
+    pub active_node: Option<IpAddr>,
+    pub downpage: Option<DownpageJson>,
     /// Kernel operations for this cluster that failed in the last reconcile pass.
     pub errors: Vec<String>,
     pub nodes: Vec<NodeJson>,
+    /// Remote load balancers learned from interpol.
+    pub remote_nodes: Vec<RemoteJson>,
 }
 
 #[derive(Serialize)]
@@ -94,26 +103,46 @@ pub struct FilesJson {
 }
 
 #[derive(Serialize)]
+pub struct DownpageJson {
+    pub address: IpAddr,
+    pub active: bool,
+}
+
+#[derive(Serialize)]
+pub struct RemoteJson {
+    pub address: IpAddr,
+    pub weight: u32,
+    pub down_ticks: u32,
+    pub location: Option<String>,
+}
+
+/// One node. The health fields are `null` while the cluster is stopped (nothing probes
+/// it then).
+#[derive(Serialize)]
 pub struct NodeJson {
     pub address: IpAddr,
-    /// What is probed: `litmus http://10.0.0.1:9001/app/status`.
-    pub target: String,
-    /// `up`, `down` or `unknown` (not yet judged).
-    pub status: Status,
-    pub status_seconds: f64,
-    /// Rise/fall state: consecutive good and failed probes, and how many are needed.
-    pub ok_streak: u32,
-    pub fail_streak: u32,
-    pub rise: u32,
-    pub fall: u32,
-    /// The health the weight is computed from (while up).
-    pub health: Option<u16>,
+    /// Health-check port and path.
+    pub port: u16,
+    pub path: String,
+    pub priority: i64,
     /// The weight bigbro wants in the kernel, and what decided it.
     pub weight: u32,
-    pub weight_source: Source,
-    /// The weight the kernel has (`null`: the node is not in IPVS).
+    pub weight_source: Option<Source>,
+    /// Whether bigbro wants it in IPVS (false for passive nodes and stopped clusters).
+    pub in_ipvs: bool,
+    /// The weight the kernel held at the last reconcile pass (`null`: not in IPVS).
     pub kernel_weight: Option<u32>,
-    pub ramp: RampJson,
+    /// `up`, `down` or `unknown` (not yet judged) after rise/fall.
+    pub status: Option<Status>,
+    pub status_seconds: Option<f64>,
+    /// Rise/fall state: consecutive good and failed probes, and how many are needed.
+    pub ok_streak: Option<u32>,
+    pub fail_streak: Option<u32>,
+    pub rise: Option<u32>,
+    pub fall: Option<u32>,
+    /// The health the weight is computed from (while up).
+    pub health: Option<u16>,
+    pub ramp: Option<RampJson>,
     pub max_weight: Option<u32>,
     pub last_probe: Option<ProbeJson>,
     #[serde(rename = "override")]
@@ -149,72 +178,120 @@ pub struct OverrideJson {
     pub expires_in_seconds: Option<f64>,
 }
 
+fn force_name(f: Force) -> &'static str {
+    match f {
+        Force::Up => "up",
+        Force::Down => "down",
+        Force::Weight(_) => "weight",
+    }
+}
+
 impl OverrideJson {
     pub fn from_view(o: &OverrideView) -> OverrideJson {
         OverrideJson {
-            force: match o.force {
-                Force::Up => "up",
-                Force::Down => "down",
-                Force::Weight(_) => "weight",
-            },
+            force: force_name(o.force),
             weight: o.force.weight().get(),
             reason: o.reason.clone(),
             set_seconds_ago: o.set_seconds_ago,
             expires_in_seconds: o.expires_in_seconds,
         }
     }
+
+    pub fn from_override(o: &Override, now: Instant) -> OverrideJson {
+        OverrideJson {
+            force: force_name(o.force),
+            weight: o.force.weight().get(),
+            reason: o.reason.clone(),
+            set_seconds_ago: now.saturating_duration_since(o.set_at).as_secs_f64(),
+            expires_in_seconds: o
+                .expires
+                .map(|e| e.saturating_duration_since(now).as_secs_f64()),
+        }
+    }
+
+    fn from_request(r: &OverrideRequest) -> OverrideJson {
+        OverrideJson {
+            force: force_name(r.force),
+            weight: r.force.weight().get(),
+            reason: r.reason.clone(),
+            set_seconds_ago: 0.0,
+            expires_in_seconds: r.ttl.map(|t| t.as_secs_f64()),
+        }
+    }
 }
 
 impl NodeJson {
-    pub fn from_view(n: &NodeView) -> NodeJson {
-        let s = &n.snapshot;
+    pub fn from_status(n: &NodeStatus) -> NodeJson {
+        let p = n.policy.as_ref();
         NodeJson {
-            address: s.addr,
-            target: s.target.to_string(),
-            status: s.status,
-            status_seconds: s.status_seconds,
-            ok_streak: s.ok_streak,
-            fail_streak: s.fail_streak,
-            rise: s.rise,
-            fall: s.fall,
-            health: s.health,
-            weight: s.weight.get(),
-            weight_source: s.source,
-            kernel_weight: n.kernel_weight.map(Weight::get),
-            ramp: RampJson {
-                progress: s.ramp_progress,
-                seconds: s.ramp_up_seconds,
-            },
-            max_weight: s.max_weight.map(Weight::get),
-            last_probe: s.last_probe.as_ref().map(|p| ProbeJson {
-                ok: p.ok,
-                health: p.health,
-                error: p.error.clone(),
-                error_code: p.error_code,
-                latency_seconds: p.latency_seconds,
-                seconds_ago: p.seconds_ago,
+            address: n.address,
+            port: n.port,
+            path: n.path.clone(),
+            priority: n.priority,
+            weight: n.weight.get(),
+            weight_source: p.map(|p| p.source),
+            in_ipvs: n.in_ipvs,
+            kernel_weight: n.kernel_weight(),
+            status: p.map(|p| p.status),
+            status_seconds: p.map(|p| p.status_seconds),
+            ok_streak: p.map(|p| p.ok_streak),
+            fail_streak: p.map(|p| p.fail_streak),
+            rise: p.map(|p| p.rise),
+            fall: p.map(|p| p.fall),
+            health: p.and_then(|p| p.health),
+            ramp: p.map(|p| RampJson {
+                progress: p.ramp_progress,
+                seconds: p.ramp_up_seconds,
             }),
-            over: s.over.as_ref().map(OverrideJson::from_view),
+            max_weight: p.and_then(|p| p.max_weight).map(Weight::get),
+            last_probe: p.and_then(|p| p.last_probe.as_ref()).map(|l| ProbeJson {
+                ok: l.ok,
+                health: l.health,
+                error: l.error.clone(),
+                error_code: l.error_code,
+                latency_seconds: l.latency_seconds,
+                seconds_ago: l.seconds_ago,
+            }),
+            over: p.and_then(|p| p.over.as_ref()).map(OverrideJson::from_view),
         }
     }
 }
 
 impl ClusterJson {
-    pub fn from_view(c: &ClusterView) -> ClusterJson {
+    pub fn from_status(c: &ClusterStatus) -> ClusterJson {
+        let policy = c.policy.as_ref();
         ClusterJson {
             name: c.name.to_string(),
             fwmark: c.fwmark.get(),
+            relay_fwmark: c.relay_fwmark.map(|f| f.get()),
             running: c.running,
-            combined_weight: c.combined_weight(),
-            scheduler: c.scheduler.clone(),
-            backend_mode: c.backend_mode.clone(),
-            files: FilesJson {
-                up: c.files.up,
-                down: c.files.down,
-            },
-            over: c.over.as_ref().map(OverrideJson::from_view),
+            combined_weight: c.combined_weight,
+            scheduler: c.scheduler.as_str(),
+            backend_mode: c.backend_mode,
+            files: policy.map(|p| FilesJson {
+                up: p.files.up,
+                down: p.files.down,
+            }),
+            over: policy
+                .and_then(|p| p.over.as_ref())
+                .map(OverrideJson::from_view),
+            active_node: c.active_node,
+            downpage: c.downpage.as_ref().map(|d| DownpageJson {
+                address: d.address,
+                active: d.active,
+            }),
             errors: c.errors.clone(),
-            nodes: c.nodes.iter().map(NodeJson::from_view).collect(),
+            nodes: c.nodes.iter().map(NodeJson::from_status).collect(),
+            remote_nodes: c
+                .remote_nodes
+                .iter()
+                .map(|r| RemoteJson {
+                    address: r.address,
+                    weight: r.weight.get(),
+                    down_ticks: r.down_ticks,
+                    location: r.location.clone(),
+                })
+                .collect(),
         }
     }
 }
@@ -305,9 +382,41 @@ impl OverrideBody {
 
 // ---- handlers -------------------------------------------------------------------------
 
-fn backend_error(e: super::backend::BackendError) -> ApiError {
-    tracing::error!("Error: {e}");
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "daemon_error", e.message)
+/// A daemon failure as a JSON error with the status that fits it.
+pub fn failure(e: Failure) -> ApiError {
+    let text = e.to_string();
+    match e {
+        Failure::Timeout(_) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "daemon_timeout", text)
+        }
+        Failure::Daemon(d) => match d {
+            daemon::Error::UnknownCluster(c) => ApiError::unknown_cluster(&c),
+            daemon::Error::UnknownNode { cluster, addr } => unknown_node(&cluster, addr),
+            daemon::Error::NotRunning(_) => {
+                ApiError::new(StatusCode::CONFLICT, "cluster_not_running", text)
+            }
+            daemon::Error::KernelUnavailable(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "kernel_unavailable", text)
+            }
+            daemon::Error::Stopped => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "daemon_stopping", text)
+            }
+            daemon::Error::ConfigInvalid(errors) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "config_refused",
+                format!(
+                    "{} is not valid ({}); the running configuration is unchanged",
+                    errors.file,
+                    errors.count_text()
+                ),
+            )
+            .with("errors", errors.lines().into()),
+            daemon::Error::Driver(_) => {
+                tracing::error!("Error: {text}");
+                ApiError::internal(text)
+            }
+        },
+    }
 }
 
 fn parse_node(text: &str) -> Result<IpAddr, ApiError> {
@@ -322,6 +431,16 @@ fn parse_node(text: &str) -> Result<IpAddr, ApiError> {
     })
 }
 
+fn unknown_node(cluster: &str, addr: IpAddr) -> ApiError {
+    ApiError::not_found(
+        "unknown_node",
+        format!(
+            "cluster {} has no node {addr}; GET /api/v1/clusters/{cluster}/nodes lists them",
+            quote(cluster)
+        ),
+    )
+}
+
 async fn index() -> Response {
     json_response(
         StatusCode::OK,
@@ -333,223 +452,196 @@ async fn index() -> Response {
     )
 }
 
-async fn find<B: Backend>(app: &AppState<B>, name: &str) -> Result<ClusterView, ApiError> {
-    app.call(app.backend.cluster(ClusterName(name.to_string()), false))
+async fn find(app: &AppState, name: &str) -> Result<ClusterStatus, ApiError> {
+    app.query(app.handle.status(name))
         .await
-        .map_err(backend_error)?
+        .map_err(failure)?
         .ok_or_else(|| ApiError::unknown_cluster(name))
 }
 
-async fn clusters<B: Backend>(State(app): State<AppState<B>>) -> Result<Response, ApiError> {
-    let all = app
-        .call(app.backend.clusters())
-        .await
-        .map_err(backend_error)?;
-    let json: Vec<ClusterJson> = all.iter().map(ClusterJson::from_view).collect();
+async fn clusters(State(app): State<AppState>) -> Result<Response, ApiError> {
+    let all = app.query(app.handle.statuses()).await.map_err(failure)?;
+    let json: Vec<ClusterJson> = all.iter().map(ClusterJson::from_status).collect();
     Ok(json_response(
         StatusCode::OK,
         &serde_json::json!({ "clusters": json }),
     ))
 }
 
-async fn cluster<B: Backend>(
-    State(app): State<AppState<B>>,
+async fn cluster(
+    State(app): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let c = find(&app, &name).await?;
-    Ok(json_response(StatusCode::OK, &ClusterJson::from_view(&c)))
+    Ok(json_response(StatusCode::OK, &ClusterJson::from_status(&c)))
 }
 
-async fn nodes<B: Backend>(
-    State(app): State<AppState<B>>,
+async fn nodes(
+    State(app): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let c = find(&app, &name).await?;
-    let nodes: Vec<NodeJson> = c.nodes.iter().map(NodeJson::from_view).collect();
+    let nodes: Vec<NodeJson> = c.nodes.iter().map(NodeJson::from_status).collect();
     Ok(json_response(
         StatusCode::OK,
         &serde_json::json!({ "cluster": name, "nodes": nodes }),
     ))
 }
 
-async fn node<B: Backend>(
-    State(app): State<AppState<B>>,
+async fn node(
+    State(app): State<AppState>,
     Path((name, node)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let addr = parse_node(&node)?;
     let c = find(&app, &name).await?;
-    let n = c.node(addr).ok_or_else(|| unknown_node(&name, addr))?;
-    Ok(json_response(StatusCode::OK, &NodeJson::from_view(n)))
+    let n = c
+        .nodes
+        .iter()
+        .find(|n| n.address == addr)
+        .ok_or_else(|| unknown_node(&name, addr))?;
+    Ok(json_response(StatusCode::OK, &NodeJson::from_status(n)))
 }
 
-fn unknown_node(cluster: &str, addr: IpAddr) -> ApiError {
-    ApiError::not_found(
-        "unknown_node",
-        format!(
-            "cluster {} has no node {addr}; GET /api/v1/clusters/{cluster}/nodes lists them",
-            quote(cluster)
-        ),
-    )
-}
-
-async fn start<B: Backend>(
-    State(app): State<AppState<B>>,
+async fn start(
+    State(app): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let result = match app
-        .call(app.backend.start(ClusterName(name.clone())))
-        .await
-        .map_err(backend_error)?
-    {
+    let result = match app.call(app.handle.start(&name)).await.map_err(failure)? {
         StartOutcome::Started => "started",
         StartOutcome::AlreadyRunning => "already_running",
         StartOutcome::NotFound => return Err(ApiError::unknown_cluster(&name)),
     };
+    tracing::info!(cluster = %name, result, "start through the API");
     Ok(json_response(
         StatusCode::OK,
         &serde_json::json!({ "cluster": name, "result": result }),
     ))
 }
 
-async fn stop<B: Backend>(
-    State(app): State<AppState<B>>,
-    Path(name): Path<String>,
-) -> Result<Response, ApiError> {
-    let result = match app
-        .call(app.backend.stop(ClusterName(name.clone())))
-        .await
-        .map_err(backend_error)?
-    {
+async fn stop(State(app): State<AppState>, Path(name): Path<String>) -> Result<Response, ApiError> {
+    let result = match app.call(app.handle.stop(&name)).await.map_err(failure)? {
         StopOutcome::Stopped => "stopped",
         StopOutcome::NotRunning => "not_running",
         StopOutcome::NotFound => return Err(ApiError::unknown_cluster(&name)),
     };
+    tracing::info!(cluster = %name, result, "stop through the API");
     Ok(json_response(
         StatusCode::OK,
         &serde_json::json!({ "cluster": name, "result": result }),
     ))
 }
 
-async fn change_override<B: Backend>(
-    app: &AppState<B>,
-    scope: OverrideScope,
-    request: Option<OverrideRequest>,
-) -> Result<Response, ApiError> {
-    let what = match &scope {
-        OverrideScope::Cluster(c) => format!("cluster {c}"),
-        OverrideScope::Node(c, n) => format!("node {n} of cluster {c}"),
-    };
-    let describe = request
-        .as_ref()
-        .map(|r| format!("{:?} ({})", r.force, r.reason));
-    let change: OverrideChange = app
-        .call(app.backend.set_override(scope.clone(), request))
-        .await
-        .map_err(|e| match e {
-            OverrideError::UnknownCluster(c) => ApiError::unknown_cluster(&c),
-            OverrideError::UnknownNode { cluster, node } => unknown_node(&cluster, node),
-            OverrideError::Backend(e) => backend_error(e),
-        })?;
-    match describe {
-        Some(d) => tracing::info!("override of {what} set: {d}"),
-        None => tracing::info!("override of {what} cleared"),
-    }
-    let (cluster, node) = match scope {
-        OverrideScope::Cluster(c) => (c, None),
-        OverrideScope::Node(c, n) => (c, Some(n)),
-    };
-    Ok(json_response(
+/// The answer to an override change: what is in force now and what it replaced.
+fn override_answer(
+    cluster: &str,
+    node: Option<IpAddr>,
+    current: Option<&OverrideRequest>,
+    previous: Option<Override>,
+) -> Response {
+    let now = Instant::now();
+    json_response(
         StatusCode::OK,
         &serde_json::json!({
             "cluster": cluster,
             "node": node,
-            "override": change.current.as_ref().map(OverrideJson::from_view),
-            "previous": change.previous.as_ref().map(OverrideJson::from_view),
+            "override": current.map(OverrideJson::from_request),
+            "previous": previous.as_ref().map(|o| OverrideJson::from_override(o, now)),
+        }),
+    )
+}
+
+async fn read_override(app: &AppState, body: Body) -> Result<OverrideRequest, ApiError> {
+    read_json::<OverrideBody>(body, app.limits.max_body, app.limits.body_timeout)
+        .await?
+        .validate()
+}
+
+async fn set_cluster_override(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let request = read_override(&app, body).await?;
+    let previous = app
+        .call(app.handle.set_cluster_override(&name, request.clone()))
+        .await
+        .map_err(failure)?;
+    tracing::info!(cluster = %name, force = ?request.force, reason = %request.reason, ttl = ?request.ttl, "cluster override set");
+    Ok(override_answer(&name, None, Some(&request), previous))
+}
+
+async fn clear_cluster_override(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let previous = app
+        .call(app.handle.clear_cluster_override(&name))
+        .await
+        .map_err(failure)?;
+    tracing::info!(cluster = %name, had = previous.is_some(), "cluster override cleared");
+    Ok(override_answer(&name, None, None, previous))
+}
+
+async fn set_node_override(
+    State(app): State<AppState>,
+    Path((name, node)): Path<(String, String)>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let addr = parse_node(&node)?;
+    let request = read_override(&app, body).await?;
+    let previous = app
+        .call(app.handle.set_node_override(&name, addr, request.clone()))
+        .await
+        .map_err(failure)?;
+    tracing::info!(cluster = %name, node = %addr, force = ?request.force, reason = %request.reason, ttl = ?request.ttl, "node override set");
+    Ok(override_answer(&name, Some(addr), Some(&request), previous))
+}
+
+async fn clear_node_override(
+    State(app): State<AppState>,
+    Path((name, node)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let addr = parse_node(&node)?;
+    let previous = app
+        .call(app.handle.clear_node_override(&name, addr))
+        .await
+        .map_err(failure)?;
+    tracing::info!(cluster = %name, node = %addr, had = previous.is_some(), "node override cleared");
+    Ok(override_answer(&name, Some(addr), None, previous))
+}
+
+async fn reload(State(app): State<AppState>) -> Result<Response, ApiError> {
+    let report = app.call(app.handle.reload()).await.map_err(|e| {
+        if let Failure::Daemon(daemon::Error::ConfigInvalid(errors)) = &e {
+            tracing::warn!("reload through the API refused ({})", errors.count_text());
+        }
+        failure(e)
+    })?;
+    tracing::info!(?report, "configuration reloaded through the API");
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({
+            "result": "applied",
+            "added": report.added,
+            "removed": report.removed,
+            "changed": report.changed,
+            "needs_restart": report.needs_restart,
         }),
     ))
 }
 
-async fn set_cluster_override<B: Backend>(
-    State(app): State<AppState<B>>,
-    Path(name): Path<String>,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let request = read_json::<OverrideBody>(body, app.limits.max_body, app.limits.body_timeout)
-        .await?
-        .validate()?;
-    change_override(
-        &app,
-        OverrideScope::Cluster(ClusterName(name)),
-        Some(request),
-    )
-    .await
-}
-
-async fn clear_cluster_override<B: Backend>(
-    State(app): State<AppState<B>>,
-    Path(name): Path<String>,
-) -> Result<Response, ApiError> {
-    change_override(&app, OverrideScope::Cluster(ClusterName(name)), None).await
-}
-
-async fn set_node_override<B: Backend>(
-    State(app): State<AppState<B>>,
-    Path((name, node)): Path<(String, String)>,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let addr = parse_node(&node)?;
-    let request = read_json::<OverrideBody>(body, app.limits.max_body, app.limits.body_timeout)
-        .await?
-        .validate()?;
-    change_override(
-        &app,
-        OverrideScope::Node(ClusterName(name), addr),
-        Some(request),
-    )
-    .await
-}
-
-async fn clear_node_override<B: Backend>(
-    State(app): State<AppState<B>>,
-    Path((name, node)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let addr = parse_node(&node)?;
-    change_override(&app, OverrideScope::Node(ClusterName(name), addr), None).await
-}
-
-async fn reload<B: Backend>(State(app): State<AppState<B>>) -> Result<Response, ApiError> {
-    match app
-        .call(app.backend.reload())
-        .await
-        .map_err(backend_error)?
-    {
-        ReloadOutcome::Applied { clusters } => {
-            tracing::info!(clusters, "configuration reloaded through the API");
-            Ok(json_response(
-                StatusCode::OK,
-                &serde_json::json!({ "result": "applied", "clusters": clusters }),
-            ))
-        }
-        ReloadOutcome::Refused { errors } => {
-            tracing::warn!(errors = errors.len(), "reload through the API refused");
-            Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "config_refused",
-                format!(
-                    "the configuration file has {} error{}; the running configuration is unchanged",
-                    errors.len(),
-                    if errors.len() == 1 { "" } else { "s" }
-                ),
-            )
-            .with("errors", errors.into()))
-        }
-    }
-}
-
-async fn config<B: Backend>(State(app): State<AppState<B>>) -> Result<Response, ApiError> {
+async fn config(State(app): State<AppState>) -> Result<Response, ApiError> {
     let model = app
-        .call(app.backend.config())
+        .query(async { app.handle.config() })
         .await
-        .map_err(backend_error)?;
+        .map_err(failure)?;
     Ok(json_response(StatusCode::OK, &*model))
+}
+
+async fn daemon_status(State(app): State<AppState>) -> Result<Response, ApiError> {
+    let status = app
+        .query(async { app.handle.daemon_status() })
+        .await
+        .map_err(failure)?;
+    Ok(json_response(StatusCode::OK, &status))
 }
