@@ -73,7 +73,8 @@ impl Daemon {
             }
         }
         assert!(
-            seen.last().is_some_and(|l| l.contains("HTTP API listening")),
+            seen.last()
+                .is_some_and(|l| l.contains("HTTP API listening")),
             "the daemon stopped before listening"
         );
         std::thread::spawn(move || {

@@ -443,3 +443,29 @@ clusters:
     let m = parse(&raw);
     assert!(m.get("bigbro_probe_duration_seconds_count", &[("target", odd)]) >= 1.0);
 }
+
+#[tokio::test]
+async fn probe_series_of_a_removed_node_end_with_the_reload() {
+    let api = start(CONFIG).await;
+    assert_eq!(api.put("/cluster/web").await.status, 200);
+    api.wait_weight("web", 200).await;
+    let gone = [("target", "litmus http://10.0.0.2:9001/web/status")];
+    assert!(
+        scrape(&api)
+            .await
+            .get("bigbro_probe_duration_seconds_count", &gone)
+            >= 1.0
+    );
+    let without = CONFIG.replace(
+        "      - {address: 10.0.0.2, port: 9001, path: /web/status}\n",
+        "",
+    );
+    assert_ne!(without, CONFIG);
+    std::fs::write(&api.config, without).unwrap();
+    assert_eq!(api.post("/api/v1/reload").await.status, 200);
+    let m = scrape(&api).await;
+    assert_eq!(m.value("bigbro_probe_duration_seconds_count", &gone), None);
+    assert_eq!(m.value("bigbro_node_weight", &[("node", "10.0.0.2")]), None);
+    let kept = [("target", "litmus http://10.0.0.1:9001/web/status")];
+    assert!(m.get("bigbro_probe_duration_seconds_count", &kept) >= 1.0);
+}

@@ -19,6 +19,17 @@ fn token() -> Token {
     Token::new(TOKEN).unwrap()
 }
 
+async fn start_limited(limits: Limits) -> api_common::Api {
+    start_with(
+        CONFIG,
+        Setup {
+            limits: Some(limits),
+            ..Setup::default()
+        },
+    )
+    .await
+}
+
 #[tokio::test]
 async fn a_non_loopback_address_needs_a_token() {
     let e = api::bind("0.0.0.0:0".parse().unwrap(), None)
@@ -337,14 +348,7 @@ async fn until_closed(stream: &mut TcpStream) -> (Vec<u8>, Duration) {
 
 #[tokio::test]
 async fn a_slow_head_or_an_idle_connection_is_closed_after_the_deadline() {
-    let api = start_with(
-        CONFIG,
-        Setup {
-            limits: Some(quick_limits()),
-            ..Setup::default()
-        },
-    )
-    .await;
+    let api = start_limited(quick_limits()).await;
     // Half a request line, then nothing.
     let mut slow = TcpStream::connect(api.addr).await.unwrap();
     slow.write_all(b"GET /cluster/web HTTP/1.1\r\nHost: x\r\n")
@@ -373,14 +377,7 @@ async fn a_slow_head_or_an_idle_connection_is_closed_after_the_deadline() {
 
 #[tokio::test]
 async fn a_slow_body_gets_408_and_changes_nothing() {
-    let api = start_with(
-        CONFIG,
-        Setup {
-            limits: Some(quick_limits()),
-            ..Setup::default()
-        },
-    )
-    .await;
+    let api = start_limited(quick_limits()).await;
     assert_eq!(api.put("/cluster/web").await.status, 200);
     let mut s = TcpStream::connect(api.addr).await.unwrap();
     s.write_all(
@@ -399,16 +396,10 @@ async fn a_slow_body_gets_408_and_changes_nothing() {
 
 #[tokio::test]
 async fn connections_beyond_the_bound_wait_for_a_free_slot() {
-    let api = start_with(
-        CONFIG,
-        Setup {
-            limits: Some(Limits {
-                max_connections: 2,
-                ..Limits::default()
-            }),
-            ..Setup::default()
-        },
-    )
+    let api = start_limited(Limits {
+        max_connections: 2,
+        ..Limits::default()
+    })
     .await;
     // Two clients hold both slots and say nothing (the head deadline is 10 s here).
     let hog1 = TcpStream::connect(api.addr).await.unwrap();
