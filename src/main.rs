@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use bigbro::api::client;
 use bigbro::config;
 
 /// Where the configuration is read from unless `-c` says otherwise.
@@ -62,6 +63,78 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+    /// Show the running daemon's clusters and nodes (health, weights, ramp, last probe).
+    Status {
+        /// Only this cluster.
+        cluster: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Start a cluster: create its IPVS service (big_brother's PUT /cluster/NAME).
+    Start {
+        cluster: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Stop a cluster: delete its IPVS services (big_brother's DELETE /cluster/NAME).
+    Stop {
+        cluster: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Drain a node: weight 0 while it stays in IPVS, until `undrain` (or --for expires).
+    Drain {
+        cluster: String,
+        /// The node's address.
+        node: String,
+        /// Why (shown in status, the API and the log); default names the user.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Lift the drain by itself after this many seconds.
+        #[arg(long = "for", value_name = "SECONDS")]
+        for_seconds: Option<f64>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Clear a node's override: its weight follows its health again.
+    Undrain {
+        cluster: String,
+        /// The node's address.
+        node: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Make the daemon re-read its configuration (like SIGHUP); prints the errors if the
+    /// file is refused (the running configuration then stays as it is).
+    Reload {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+/// Where the daemon's HTTP API is.
+#[derive(clap::Args, Debug)]
+struct ApiArgs {
+    /// The daemon's HTTP API.
+    #[arg(long, default_value = bigbro::api::client::DEFAULT_URL)]
+    url: String,
+    /// File holding the API token (needed for changes when the daemon requires one).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Print the daemon's JSON answer instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+impl ApiArgs {
+    fn run(self, command: bigbro::api::client::Command) -> ExitCode {
+        let target = bigbro::api::client::Target {
+            url: self.url,
+            token_file: self.token_file,
+            json: self.json,
+        };
+        bigbro::api::client::run(&target, command).finish()
+    }
 }
 
 fn main() -> ExitCode {
@@ -85,6 +158,25 @@ fn main() -> ExitCode {
             binding,
         } => daemon(&config, data_dir, port, binding),
         Command::Ipvsadm { args } => run_ipvsadm(args),
+        Command::Status { cluster, api } => api.run(client::Command::Status { cluster }),
+        Command::Start { cluster, api } => api.run(client::Command::Start { cluster }),
+        Command::Stop { cluster, api } => api.run(client::Command::Stop { cluster }),
+        Command::Drain {
+            cluster,
+            node,
+            reason,
+            for_seconds,
+            api,
+        } => api.run(client::Command::Drain {
+            cluster,
+            node,
+            reason,
+            ttl_seconds: for_seconds,
+        }),
+        Command::Undrain { cluster, node, api } => {
+            api.run(client::Command::Undrain { cluster, node })
+        }
+        Command::Reload { api } => api.run(client::Command::Reload),
     }
 }
 

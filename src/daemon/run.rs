@@ -97,6 +97,15 @@ async fn serve(args: Args, model: config::Model) -> ExitCode {
         "configuration {} is valid",
         args.config.display()
     );
+    // The HTTP API (src/api): bound before the controller starts, so a taken port or a
+    // missing token fails the start instead of READY being sent without an API.
+    let api = match crate::api::bind_configured(&settings.api).await {
+        Ok(api) => api,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(1);
+        }
+    };
     let (handle, mut task) = spawn(
         model,
         options,
@@ -104,6 +113,7 @@ async fn serve(args: Args, model: config::Model) -> ExitCode {
         Arc::new(LazyNft::new()),
         NetProber::default(),
     );
+    let api = tokio::spawn(api.serve(handle.clone()));
     loop {
         tokio::select! {
             _ = hup.recv() => {
@@ -122,6 +132,7 @@ async fn serve(args: Args, model: config::Model) -> ExitCode {
         }
     }
     notifier.stopping();
+    api.abort();
     handle.shutdown().await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
