@@ -490,7 +490,7 @@ clusters:
 ";
 
 #[tokio::test(start_paused = true)]
-async fn active_passive_fails_over_adding_before_deleting_in_one_batch() {
+async fn active_passive_fails_over_adding_then_draining_the_old_node() {
     let t = setup(AP);
     let (h, k) = (&t.fake.handle, &t.fake.kernel);
     h.start("pay").await.unwrap();
@@ -509,17 +509,31 @@ async fn active_passive_fails_over_adding_before_deleting_in_one_batch() {
         s.active_node == Some(ip("10.0.0.10"))
     })
     .await;
-    assert_eq!(kernel_weights(&s), [(ip("10.0.0.10"), 100)]);
+    // The new active node in, the old one drained at 0 in the same batch...
+    assert_eq!(
+        kernel_weights(&s),
+        [(ip("10.0.0.9"), 0), (ip("10.0.0.10"), 100)]
+    );
     let log = k.log.lock().unwrap()[before..].to_vec();
     let add = log
         .iter()
         .position(|op| matches!(op, Op::AddDest { dest, .. } if dest.addr == ip("10.0.0.10")))
         .expect("the new active node is added");
-    let del = log
-        .iter()
-        .position(|op| matches!(op, Op::DelDest { addr, .. } if *addr == ip("10.0.0.9")))
-        .expect("the old one is deleted");
-    assert_eq!(del, add + 1, "added, then deleted, in one batch: {log:?}");
+    assert!(
+        matches!(&log[add + 1], Op::EditDest { dest, .. } if dest.addr == ip("10.0.0.9") && dest.weight == 0),
+        "added, then the old one drained, in one batch: {log:?}"
+    );
+    // ... and deleted once its connections had time to finish.
+    let drained = Instant::now();
+    until(h, "pay", "old node deleted", |s| {
+        kernel_weights(s) == [(ip("10.0.0.10"), 100)]
+    })
+    .await;
+    assert!(
+        drained.elapsed() >= Duration::from_secs(4),
+        "{:?}",
+        drained.elapsed()
+    );
     // Pre-emptive failback once .9 is healthy again.
     t.fake.prober.set(&target("10.0.0.9"), Script::healthy(100));
     until(h, "pay", "failback", |s| {
