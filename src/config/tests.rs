@@ -607,6 +607,24 @@ fn rejects_timeouts_not_shorter_than_the_interval() {
 }
 
 #[test]
+fn a_bad_interval_does_not_hide_the_probe_kind() {
+    // http probes need no path; the wrong interval must not make the node look wrong too
+    let text = "\
+clusters:
+  - cluster_name: web
+    fwmark: 7
+    scheduler: wlc
+    check_interval: soon
+    health: {kind: http}
+    nodes: [{address: 10.0.0.1, port: 80}]
+";
+    assert_eq!(
+        errs(text),
+        ["config.yml:5:21: clusters[0].check_interval: \"soon\" is not a number of seconds (write e.g. 2 or 0.5)"]
+    );
+}
+
+#[test]
 fn rejects_intervals_that_are_too_short_or_given_twice() {
     assert_eq!(
         errs(&with_cluster_keys("    check_interval: 0.05\n")),

@@ -101,7 +101,12 @@ pub(crate) fn cluster(raw: &RawCluster, settings: &RawSettings, d: &mut Diags) -
     let forwarding = forwarding(settings, d);
     let health = check_interval.and_then(|i| health(settings, i, raw, d));
 
-    let kind = health.map(|h| h.kind).unwrap_or(HealthKind::Litmus);
+    // The probe kind decides whether nodes need a path, even when other health values
+    // are wrong.
+    let kind = match settings.health.value().map(|h| &h.kind) {
+        Some(Slot::Given(at)) => at.value,
+        _ => HealthKind::Litmus,
+    };
     let (nodes, interpol) = nodes(raw, kind, d);
     let vips = vips(raw, d);
 

@@ -514,6 +514,14 @@ mod tests {
     }
 
     #[test]
+    fn wide_documents_count_each_value_once() {
+        let wide = format!("[{}]", "x, ".repeat(MAX_NODES - 1));
+        assert!(parse(&wide).is_ok());
+        let wider = format!("[{}]", "x, ".repeat(MAX_NODES));
+        assert!(parse(&wider).is_err());
+    }
+
+    #[test]
     fn recursive_alias_is_refused() {
         let e = parse("a: &a [*a]\n").unwrap_err();
         assert!(e[0].message.contains("recursive"), "{e:?}");
