@@ -136,7 +136,8 @@ impl Nft {
         for rule in rules {
             rule.validate()?;
         }
-        // The kernel refuses a datagram larger than the send buffer less some overhead.
+        // The kernel refuses a datagram larger than the send buffer less some overhead. An
+        // upper bound of the batch's size (as if both tables also had to be removed):
         let bytes = Batch::new(TABLE, rules, &Family::ALL).len_bytes();
         let limit = SEND_BUFFER - 64 * 1024;
         if bytes > limit {
@@ -320,6 +321,9 @@ impl Nft {
     /// every object message and refused nothing.
     async fn send(&self, rx: &mut Unsolicited, batch: &Batch) -> Result<(), NftError> {
         const WHAT: &str = "the nf_tables batch";
+        // Anything left over from an earlier operation that gave up waiting is not about
+        // this batch.
+        while rx.try_recv().is_ok() {}
         let expected: Vec<usize> = (0..batch.steps.len()).filter(|&i| batch.acked(i)).collect();
         let messages = batch.steps.iter().enumerate().map(|(i, s)| {
             let expect = if batch.acked(i) {
