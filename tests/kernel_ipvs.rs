@@ -620,6 +620,97 @@ kernel_test! {
         assert_eq!(save, save_text(&expected));
     }
 
+    /// What bigbro sends for each op is byte for byte what ipvsadm sends for the same
+    /// command (strace on the real ipvsadm), beyond the handful of captured messages.
+    fn requests_equal_ipvsadms_for_every_command() {
+        testbed::sh("ip link add sync0 type veth peer name sync1 && ip link set sync0 up");
+        let svc = |k: ServiceKey, sched: &str| Service::new(k, sched);
+        let mut v6p = persistent(svc(fwm6(8), "wrr"), 300, 64);
+        v6p.scheduler = "wrr".into();
+        let mut sip = persistent(svc(key(Protocol::Udp, "10.0.0.1", 5060), "rr"), 60, 0xffff_ffff);
+        sip.pe_name = Some("sip".into());
+        sip.flags = sip.flags.with(ServiceFlags::ONEPACKET);
+        let mut bounded = dest("10.0.0.4", 8080, ForwardMethod::Masquerade, 5);
+        bounded.upper_threshold = 100;
+        bounded.lower_threshold = 10;
+        let cases: Vec<(&str, Op)> = vec![
+            ("-A -f 7 -s wlc", Op::AddService(svc(fwm(7), "wlc"))),
+            ("-A -f 8 -6 -s wrr -p 300 -M 64", Op::AddService(v6p)),
+            ("-A -t 10.0.0.100:80 -s rr -p 60 -M 255.255.255.0", Op::AddService(
+                persistent(svc(key(Protocol::Tcp, "10.0.0.100", 80), "rr"), 60, 0xffff_ff00))),
+            ("-A -u [2001:db8::1]:53 -s sh -b sh-fallback,sh-port", Op::AddService(with_flags(
+                svc(key(Protocol::Udp, "2001:db8::1", 53), "sh"),
+                ServiceFlags::SH_FALLBACK | ServiceFlags::SH_PORT))),
+            ("-A -u 10.0.0.1:5060 -s rr -p 60 --pe sip -o", Op::AddService(sip)),
+            ("-A --sctp-service 10.0.0.1:9 -s lc",
+             Op::AddService(svc(key(Protocol::Sctp, "10.0.0.1", 9), "lc"))),
+            ("-E -f 7 -s wrr", Op::EditService(svc(fwm(7), "wrr"))),
+            ("-a -f 7 -r 10.0.0.2 -i -w 3 --tun-type gue --tun-port 6080 --tun-remcsum",
+             Op::AddDest { service: fwm(7),
+                           dest: dest("10.0.0.2", 0, gue(6080, TunnelFlags::REMCSUM), 3) }),
+            ("-a -f 7 -r 10.0.0.3 -i --tun-type gre --tun-csum",
+             Op::AddDest { service: fwm(7), dest: dest("10.0.0.3", 0, gre(TunnelFlags::CSUM), 1) }),
+            ("-a -t 10.0.0.100:80 -r 10.0.0.4:8080 -m -w 5 -x 100 -y 10",
+             Op::AddDest { service: key(Protocol::Tcp, "10.0.0.100", 80), dest: bounded }),
+            ("-a -f 8 -6 -r 2001:db8::9 -i",
+             Op::AddDest { service: fwm6(8), dest: dest("2001:db8::9", 0, IPIP, 1) }),
+            ("-e -f 7 -r 10.0.0.2 -i -w 9 --tun-type gue --tun-port 6080 --tun-csum",
+             Op::EditDest { service: fwm(7),
+                            dest: dest("10.0.0.2", 0, gue(6080, TunnelFlags::CSUM), 9) }),
+            ("-d -f 7 -r 10.0.0.3", Op::DelDest { service: fwm(7), addr: ip("10.0.0.3"), port: 0 }),
+            ("-d -t 10.0.0.100:80 -r 10.0.0.4:8080", Op::DelDest {
+                service: key(Protocol::Tcp, "10.0.0.100", 80), addr: ip("10.0.0.4"), port: 8080 }),
+            ("-d -f 8 -6 -r 2001:db8::9", Op::DelDest {
+                service: fwm6(8), addr: ip("2001:db8::9"), port: 0 }),
+            ("-D -t 10.0.0.100:80", Op::DelService(key(Protocol::Tcp, "10.0.0.100", 80))),
+            ("-Z -f 7", Op::Zero(Some(fwm(7)))),
+            ("-Z", Op::Zero(None)),
+            ("--set 1000 0 77", Op::SetTimeouts(Timeouts { tcp: 1000, tcp_fin: 0, udp: 77 })),
+            ("--start-daemon backup --mcast-interface sync0 --syncid 9",
+             Op::StartDaemon(SyncDaemon { state: DaemonState::Backup, mcast_ifn: "sync0".into(),
+                 sync_id: 9, sync_maxlen: 0, mcast_group: None, mcast_port: 0, mcast_ttl: 0 })),
+            ("--stop-daemon backup", Op::StopDaemon(DaemonState::Backup)),
+            ("-C", Op::Flush),
+        ];
+        let family = testbed::block_on(async { Client::connect().await.unwrap().family_id().await });
+        let mut mismatches = Vec::new();
+        for (args, op) in &cases {
+            let sent = ipvsadm_requests(args, family);
+            let mine = op.message().encode(family, bigbro::ipvs::message::FLAGS_DO, 0, 0);
+            let expected = ("NLM_F_REQUEST|NLM_F_ACK".to_string(), mine[16..].to_vec());
+            if sent != vec![expected.clone()] {
+                mismatches.push(format!(
+                    "ipvsadm {args}\n  ipvsadm: {sent:02x?}\n  bigbro:  {expected:02x?}"
+                ));
+            }
+        }
+        // Reads: a listing dumps the services, then each service's destinations; a
+        // listing of one service asks for it alone (it is gone by now: -C above).
+        testbed::sh("ipvsadm -A -f 7 -s wlc && ipvsadm -a -f 7 -r 10.0.0.1 -i");
+        let dump = "NLM_F_REQUEST|NLM_F_ACK|0x300".to_string(); // strace: NLM_F_DUMP
+        let genl = |m: bigbro::ipvs::message::IpvsMessage| m.encode(family, 0, 0, 0)[16..].to_vec();
+        use bigbro::ipvs::message::IpvsMessage;
+        let reads: Vec<(&str, Vec<Request>)> = vec![
+            ("-L -n", vec![
+                (dump.clone(), genl(IpvsMessage::dump_services())),
+                (dump.clone(), genl(IpvsMessage::dump_dests(&fwm(7)))),
+            ]),
+            ("-L -n -f 7", vec![
+                ("NLM_F_REQUEST|NLM_F_ACK".to_string(), genl(IpvsMessage::get_service(&fwm(7)))),
+                (dump.clone(), genl(IpvsMessage::dump_dests(&fwm(7)))),
+            ]),
+        ];
+        for (args, expected) in reads {
+            let sent = ipvsadm_requests(args, family);
+            if sent != expected {
+                mismatches.push(format!(
+                    "ipvsadm {args}\n  ipvsadm: {sent:02x?}\n  bigbro:  {expected:02x?}"
+                ));
+            }
+        }
+        assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    }
+
     /// In a batch, a bad op fails alone, reported against exactly that op; the ops
     /// around it take effect.
     fn a_batch_reports_exactly_the_bad_op() {
@@ -649,6 +740,46 @@ kernel_test! {
              -a -f 7 -r 10.0.0.3:0 -i -w 1 --tun-type ipip\n"
         );
     }
+}
+
+/// One netlink request as strace shows it: flags, and genl header + attributes.
+type Request = (String, Vec<u8>);
+
+/// The IPVS requests ipvsadm sent while running `args` (under strace), as
+/// `(netlink flags, genl header + attributes)`, GET_INFO left out.
+fn ipvsadm_requests(args: &str, family: u16) -> Vec<Request> {
+    testbed::sh(&format!(
+        "strace -f -e trace=sendmsg -xx -s 65536 -o /tmp/ipvsadm.trace ipvsadm {args}"
+    ));
+    let trace = std::fs::read_to_string("/tmp/ipvsadm.trace").unwrap();
+    // strace names the family when it knows it, else prints its number.
+    let markers = [
+        "nlmsg_type=IPVS,".to_string(),
+        format!("nlmsg_type={family:#x} "),
+    ];
+    let mut out = Vec::new();
+    for line in trace
+        .lines()
+        .filter(|l| markers.iter().any(|m| l.contains(m.as_str())))
+    {
+        let flags = line
+            .split("nlmsg_flags=")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .unwrap()
+            .to_string();
+        let quoted = line.split("}, \"").nth(1).unwrap();
+        let hex = quoted.split('"').next().unwrap();
+        let bytes: Vec<u8> = hex
+            .split("\\x")
+            .filter(|h| !h.is_empty())
+            .map(|h| u8::from_str_radix(h, 16).unwrap())
+            .collect();
+        if bytes.first() != Some(&15) {
+            out.push((flags, bytes)); // 15 = IPVS_CMD_GET_INFO, sent before every command
+        }
+    }
+    out
 }
 
 /// An op that must fail, how to recognise its error, and how the message starts.

@@ -29,7 +29,9 @@ const CTRL_ATTR_FAMILY_ID: u16 = 1;
 const CTRL_ATTR_FAMILY_NAME: u16 = 2;
 
 /// An IPVS client bound to the network namespace it was created in. Requests are
-/// serialised: one request (or batch) is on the wire at a time.
+/// serialised: one request (or batch) is on the wire at a time. Dropping a request's
+/// future before it completes is safe (late replies are recognised by sequence number and
+/// skipped), but what it did is then unknown: re-read the state.
 pub struct Client {
     inner: Mutex<Inner>,
 }
@@ -137,7 +139,7 @@ impl Client {
     /// Performs one operation and waits for the kernel's acknowledgement.
     pub async fn execute(&self, op: Op) -> Result<(), Error> {
         let mut results = self.apply(std::slice::from_ref(&op)).await;
-        results.pop().unwrap_or(Ok(()))
+        results.pop().unwrap_or_else(|| Err(unanswered(&op)))
     }
 
     /// Performs `ops` in order, many per `sendmsg` (each with its own ACK), and returns
@@ -188,7 +190,12 @@ impl Client {
             }
             start = end;
         }
-        results.into_iter().map(|r| r.unwrap_or(Ok(()))).collect()
+        // Every op got its result above; an op without one is never reported as done.
+        results
+            .into_iter()
+            .zip(ops)
+            .map(|(r, op)| r.unwrap_or_else(|| Err(unanswered(op))))
+            .collect()
     }
 
     /// One request; the replies' IPVS messages.
@@ -418,6 +425,13 @@ fn dest_of(op: &Operation, m: &IpvsMessage, family: Family) -> Result<DestEntry,
     ))
 }
 
+fn unanswered(op: &Op) -> Error {
+    Error::NoAnswer {
+        op: Box::new(Operation::Apply(op.clone())),
+        reason: "no result was recorded for it".to_string(),
+    }
+}
+
 fn malformed(op: &Operation, detail: impl ToString) -> Error {
     Error::Malformed {
         op: Box::new(op.clone()),
@@ -458,6 +472,19 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn assert_send_sync<T: Send + Sync>(_: &T) {}
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// The reconciler and the API share one client across tasks: the client and the
+    /// futures of its methods must be `Send`.
+    #[allow(dead_code)]
+    fn client_and_its_futures_are_send(client: &Client, ops: &[Op]) {
+        assert_send_sync(client);
+        assert_send(&client.apply(ops));
+        assert_send(&client.state());
+        assert_send(&Client::connect());
     }
 
     #[test]

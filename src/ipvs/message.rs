@@ -119,12 +119,16 @@ impl IpvsMessage {
         IpvsMessage::new(IpvsCmd::GetService, vec![])
     }
 
-    /// GET_SERVICE for one service (answered by one NEW_SERVICE message).
+    /// GET_SERVICE for one service (answered by one NEW_SERVICE message), with the
+    /// blank fields ipvsadm's `-L <service>` sends along (the kernel reads the identity).
     pub fn get_service(key: &ServiceKey) -> IpvsMessage {
-        IpvsMessage::new(
-            IpvsCmd::GetService,
-            vec![CmdAttr::Service(convert::service_ident(key))],
-        )
+        let mut attrs = convert::service_ident_as_ipvsadm(key);
+        for a in &mut attrs {
+            if let super::nla::SvcAttr::Netmask(raw) = a {
+                *raw = [0; 4];
+            }
+        }
+        IpvsMessage::new(IpvsCmd::GetService, vec![CmdAttr::Service(attrs)])
     }
 
     /// GET_DEST (dump only): the destinations of one service.

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use super::convert;
 use super::message::{IpvsCmd, IpvsMessage};
 use super::model::*;
-use super::nla::CmdAttr;
+use super::nla::{CmdAttr, DaemonAttr};
 use super::save;
 use super::uapi::{IP_VS_IFNAME_MAXLEN, IP_VS_PENAME_MAXLEN, IP_VS_SCHEDNAME_MAXLEN};
 
@@ -159,11 +159,14 @@ impl Op {
                 IpvsCmd::NewDaemon,
                 vec![CmdAttr::Daemon(convert::daemon_attrs(d))],
             ),
+            // ipvsadm sends an empty interface and sync id 0 along; the kernel reads STATE.
             Op::StopDaemon(state) => IpvsMessage::new(
                 IpvsCmd::DelDaemon,
-                vec![CmdAttr::Daemon(vec![super::nla::DaemonAttr::State(
-                    state.code(),
-                )])],
+                vec![CmdAttr::Daemon(vec![
+                    DaemonAttr::State(state.code()),
+                    DaemonAttr::McastIfn(String::new()),
+                    DaemonAttr::SyncId(0),
+                ])],
             ),
         }
     }
