@@ -44,6 +44,12 @@ kernel_test! {
         assert!(message.contains("exit status 1") && message.contains("why"), "{message}");
     }
 
+    fn tests_may_return_results() -> Result<(), std::io::Error> {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")?;
+        assert!(release.starts_with("6.1."), "{release}");
+        Ok(())
+    }
+
     fn block_on_runs_tokio_in_the_test_namespace() {
         let ours = std::fs::read_link("/proc/thread-self/ns/net").unwrap();
         let (theirs, echoed) = testbed::block_on(async {
@@ -154,9 +160,28 @@ kernel_test! {
         assert_eq!(again.server("rs1").sh("echo hi"), "hi\n");
     }
 
+    fn kernel_loads_modules_on_demand_and_modprobe_loads_the_rest() {
+        // Not loaded at boot: the kernel asks the first stage's modprobe for them.
+        testbed::sh("ipvsadm -A -f 3 -s sh");
+        assert!(testbed::sh("cat /proc/modules").contains("ip_vs_sh "));
+        testbed::sh("nft add table ip t && nft 'add chain ip t post { type nat hook postrouting priority 100; }'");
+        assert!(testbed::sh("cat /proc/modules").contains("nft_chain_nat "));
+        // Never loaded on demand: testbed::modprobe.
+        assert!(!testbed::sh("cat /proc/modules").contains("ip_vs_ftp "));
+        testbed::modprobe("ip_vs_ftp");
+        assert!(testbed::sh("cat /proc/modules").contains("ip_vs_ftp "));
+    }
+
     fn deliberately_failing_when_asked() {
         if std::env::var_os(MISBEHAVE).is_some() {
             panic!("deliberate failure inside the guest");
+        }
+    }
+
+    fn deliberately_returning_an_error_when_asked() -> Result<(), String> {
+        match std::env::var_os(MISBEHAVE) {
+            Some(_) => Err("deliberate error inside the guest".into()),
+            None => Ok(()),
         }
     }
 
@@ -170,7 +195,7 @@ kernel_test! {
 }
 
 /// Runs the `deliberately_*` kernel tests again, misbehaving, in a VM of their own with a
-/// 5 s time limit, and checks the host reports both as failed, with the guest's words.
+/// 5 s time limit, and checks the host reports all three as failed, with the guest's words.
 #[test]
 fn host_reports_guest_failures_and_hangs() {
     if !testbed::host_ready("host_reports_guest_failures_and_hangs") {
@@ -180,6 +205,7 @@ fn host_reports_guest_failures_and_hangs() {
         .args(["deliberately_", "--test-threads=2"])
         .env(MISBEHAVE, "1")
         .env("BIGBRO_TESTBED_TIMEOUT", "5")
+        .env("RUST_BACKTRACE", "0") // symbolizing is slow under TCG
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
@@ -189,11 +215,13 @@ fn host_reports_guest_failures_and_hangs() {
     for expected in [
         "test deliberately_failing_when_asked ... FAILED",
         "test deliberately_hanging_when_asked ... FAILED",
+        "test deliberately_returning_an_error_when_asked ... FAILED",
+        "\"deliberate error inside the guest\"",
         "deliberate failure inside the guest",
         "about to hang",
         "timed out after 5s",
-        "test result: FAILED. 0 passed; 2 failed",
-        "testbed: 2 kernel test(s) ran in the guest",
+        "test result: FAILED. 0 passed; 3 failed",
+        "testbed: 3 kernel test(s) ran in the guest",
         "testbed: guest kernel ",
     ] {
         assert!(all.contains(expected), "missing {expected:?} in:\n{all}");

@@ -69,3 +69,21 @@ pub fn session_tests() -> Vec<String> {
         .map(|list| list.lines().map(str::to_string).collect())
         .unwrap_or_default()
 }
+
+/// Loads kernel module `module` (and what it needs) from the test kernel's modules, for
+/// the rare module the kernel does not load on demand (guest only). The guest's `/lib`
+/// is the host's, which has no modules for the test kernel: this points modprobe at the
+/// kernel cache. Panics with modprobe's error when it fails.
+pub fn modprobe(module: &str) {
+    let conf = std::fs::read_to_string("/run/testbed/boot.conf")
+        .unwrap_or_else(|e| panic!("testbed::modprobe runs only in the guest: {e}"));
+    let modules_dir = conf
+        .lines()
+        .find_map(|l| l.strip_prefix("MODULES_DIR="))
+        .map(|v| v.trim_matches('\''))
+        .expect("boot.conf names no MODULES_DIR");
+    let root = modules_dir
+        .strip_suffix("/lib/modules")
+        .expect("MODULES_DIR does not end in /lib/modules");
+    sh(&format!("modprobe -d '{root}' {module}"));
+}

@@ -101,14 +101,16 @@ fn loud(line: &str) {
 
 /// Without the test bed: one loud line locally; a failure when CI is set.
 fn skip(name: &str, missing: &str) {
-    let line = format!(
-        "testbed: SKIPPED kernel test {name}: {missing}. \
-         Install it with tests/setup.sh (as root)."
-    );
+    let fix = "Install it with tests/setup.sh (as root).";
     if ci() {
-        panic!("{line} CI is set, so a missing test bed is a failure.");
+        panic!(
+            "testbed: kernel test {name} cannot run: {missing}. {fix} \
+             CI is set, so a missing test bed is a failure."
+        );
     }
-    loud(&line);
+    loud(&format!(
+        "testbed: SKIPPED kernel test {name}: {missing}. {fix}"
+    ));
 }
 
 /// Whether we run under CI (which sets CI=true).
@@ -118,7 +120,13 @@ fn ci() -> bool {
 
 fn prerequisites() -> Result<Prerequisites, String> {
     let qemu = match std::env::var_os("BIGBRO_TESTBED_QEMU") {
-        Some(q) => PathBuf::from(q),
+        Some(q) if Path::new(&q).is_file() => PathBuf::from(q),
+        Some(q) => {
+            return Err(format!(
+                "BIGBRO_TESTBED_QEMU names {}, which is not a file",
+                Path::new(&q).display()
+            ))
+        }
         None => on_path("qemu-system-x86_64").ok_or("qemu-system-x86_64 is not installed")?,
     };
     let busybox = ["/bin/busybox", "/usr/bin/busybox"]

@@ -35,12 +35,14 @@ mod image;
 use std::sync::Mutex;
 
 #[allow(unused_imports)]
-pub use guest::{block_on, session_tests, sh, sh_status};
+pub use guest::{block_on, modprobe, session_tests, sh, sh_status};
 
-/// Declares kernel tests: each `fn name() { body }` becomes a `#[test] fn name()` whose
-/// body runs inside the test bed's guest kernel. Attributes written before `fn` (doc
-/// comments, `#[should_panic]`...) are kept. `#[ignore]` is not supported: the guest would
-/// still run the test.
+/// Declares kernel tests: each `fn name() { body }` (or `fn name() -> Result<(), E> {..}`,
+/// E: Debug) becomes a `#[test] fn name()` whose body runs inside the test bed's guest
+/// kernel. Attributes written before `fn` (doc
+/// comments...) are kept on the host test. Not supported: `#[ignore]` (the guest would
+/// still run the test) and `#[should_panic]` (the host test itself does not panic); assert
+/// on a `Result`, or use `std::panic::catch_unwind`, instead.
 macro_rules! kernel_test {
     () => {};
     ($(#[$meta:meta])* fn $name:ident() $body:block $($rest:tt)*) => {
@@ -64,6 +66,19 @@ macro_rules! kernel_test {
         };
 
         $crate::testbed::kernel_test! { $($rest)* }
+    };
+    ($(#[$meta:meta])* fn $name:ident() -> $ret:ty $body:block $($rest:tt)*) => {
+        $crate::testbed::kernel_test! {
+            $(#[$meta])*
+            fn $name() {
+                #[allow(clippy::redundant_closure_call)]
+                let result: $ret = (|| $body)();
+                if let Err(e) = result {
+                    panic!("{} returned an error: {e:?}", stringify!($name));
+                }
+            }
+            $($rest)*
+        }
     };
 }
 pub(crate) use kernel_test;
