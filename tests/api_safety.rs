@@ -451,3 +451,37 @@ async fn path_tricks_find_nothing_and_change_nothing() {
     let r = exchange(api.addr, b"HELLO\r\n\r\n", false).await;
     assert_eq!(r.status, 400);
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_disconnected() {
+    let api = start_limited(Limits {
+        write_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    })
+    .await;
+    // A small receive buffer and thousands of pipelined requests whose answers are never
+    // read: the server's writes stall as soon as the buffers are full.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(api.addr).await.unwrap();
+    let one = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    let pipelined: Vec<u8> = one.iter().copied().cycle().take(one.len() * 5000).collect();
+    let (mut rd, mut wr) = stream.split();
+    // The server may stop reading our requests too, once it stops writing: ignore how far
+    // the sending gets.
+    let _ = tokio::time::timeout(Duration::from_secs(5), wr.write_all(&pipelined)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Now read: the connection ends (closed or reset) long before 5000 answers.
+    let mut got = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(10), rd.read_to_end(&mut got)).await;
+    assert!(ended.is_ok(), "the stalled connection was kept open");
+    let answers = String::from_utf8_lossy(&got)
+        .matches("HTTP/1.1 200 OK")
+        .count();
+    assert!(
+        answers < 5000,
+        "all {answers} answers were written to a client that did not read"
+    );
+    // The server is still serving others.
+    assert_eq!(api.get("/cluster/web/status").await.status, 200);
+}

@@ -27,6 +27,7 @@ use tokio::task::JoinSet;
 use tower::ServiceExt;
 
 use super::auth::{self, ListenError, Token};
+use super::deadline::WriteDeadline;
 use super::error::{error_for_path, is_json_path, ApiError};
 use super::probe_stats::{self, ProbeStats};
 use super::{legacy, metrics, ui, v1};
@@ -46,6 +47,8 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// A body must arrive within this; slower gets 408.
     pub body_timeout: Duration,
+    /// A client that reads nothing of its answers for this long is disconnected.
+    pub write_timeout: Duration,
     /// Longest wait for the daemon to answer one call; longer gets 503 (500
     /// `Application error` on big_brother's routes).
     pub backend_timeout: Duration,
@@ -61,6 +64,7 @@ impl Default for Limits {
             max_headers: 64,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
             backend_timeout: Duration::from_secs(15),
             max_connections: 256,
         }
@@ -223,6 +227,7 @@ impl Listener {
                     request.extensions_mut().insert(Peer(peer));
                     app.clone().oneshot(request.map(Body::new))
                 });
+            let stream = WriteDeadline::new(stream, self.limits.write_timeout);
             let connection = http.serve_connection(TokioIo::new(stream), service);
             connections.spawn(async move {
                 let _slot = slot;
