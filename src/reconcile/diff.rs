@@ -126,15 +126,16 @@ fn diff_service(want: &DesiredService, have: &Observed, ops: &mut Vec<Op>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::ipvs::{Dest, Service, ServiceKey, Stats};
     use crate::types::Fwmark;
 
-    fn key(mark: u32) -> ServiceKey {
+    /// The IPv4 fwmark service key `mark` (test shorthand, shared with the pass tests).
+    pub(crate) fn key(mark: u32) -> ServiceKey {
         ServiceKey::fwmark_v4(Fwmark::new(mark).unwrap())
     }
-    fn ip(s: &str) -> IpAddr {
+    pub(crate) fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
     fn observed(svc: Service, dests: &[Dest]) -> Observed {

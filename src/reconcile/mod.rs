@@ -108,18 +108,10 @@ fn already_done(op: &Op, err: &ipvs::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::diff::tests::{ip, key};
     use super::*;
     use crate::ipvs::{Dest, Service};
-    use crate::types::Fwmark;
     use nix::libc;
-    use std::net::IpAddr;
-
-    fn key(mark: u32) -> ServiceKey {
-        ServiceKey::fwmark_v4(Fwmark::new(mark).unwrap())
-    }
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
     fn want(weights: &[(&str, u32)]) -> Desired {
         let mut d = Desired::default();
         d.insert(DesiredService::new(
