@@ -39,6 +39,10 @@ enum Command {
         /// Print only the nf_tables ruleset, in `nft` syntax (fit for `nft -f`).
         #[arg(long)]
         nft: bool,
+        /// Print only what this cluster asks for (the OCF agent uses it to find a
+        /// cluster's fwmarks); exit 1 if the configuration has no such cluster.
+        #[arg(long, value_name = "NAME")]
+        cluster: Option<String>,
     },
     /// Run the daemon. For now it loads, validates and reports the configuration, then
     /// exits: probing and programming IPVS are not built yet.
@@ -77,7 +81,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     match cli.command {
-        Command::Check { config, ipvs, nft } => check(&config, ipvs, nft),
+        Command::Check {
+            config,
+            ipvs,
+            nft,
+            cluster,
+        } => check(&config, ipvs, nft, cluster.as_deref()),
         Command::Daemon {
             config,
             data_dir,
@@ -102,10 +111,27 @@ fn init_logging(verbose: bool) {
 }
 
 /// `bigbro check`: the plan on stdout and exit 0, or every error on stderr (one per line,
-/// then a count) and exit 1.
-fn check(path: &Path, ipvs_only: bool, nft_only: bool) -> ExitCode {
+/// then a count) and exit 1. With `cluster`, the plan of that cluster alone.
+fn check(path: &Path, ipvs_only: bool, nft_only: bool, cluster: Option<&str>) -> ExitCode {
     match config::load(path) {
-        Ok(model) => {
+        Ok(mut model) => {
+            if let Some(name) = cluster {
+                let names: Vec<String> =
+                    model.clusters.iter().map(|c| c.name.to_string()).collect();
+                model.clusters.retain(|c| c.name.as_str() == name);
+                if model.clusters.is_empty() {
+                    eprintln!(
+                        "bigbro check: {} has no cluster named {name:?} (its clusters: {})",
+                        path.display(),
+                        if names.is_empty() {
+                            "none".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    );
+                    return ExitCode::from(1);
+                }
+            }
             let text = if ipvs_only {
                 config::plan::ipvs_text(&model)
             } else if nft_only {
