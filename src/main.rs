@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 
 use bigbro::config;
 
+mod man;
+
 /// Where the configuration is read from unless `-c` says otherwise.
 const DEFAULT_CONFIG: &str = "/etc/bigbro/config.yml";
 
@@ -66,6 +68,12 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+    /// Write man pages generated from this command line into DIR (for packaging).
+    #[command(hide = true)]
+    Man {
+        /// Directory for bigbro.1 and bigbro-SUBCOMMAND.1.
+        dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -94,6 +102,7 @@ fn main() -> ExitCode {
             binding,
         } => daemon(&config, data_dir, port, binding),
         Command::Ipvsadm { args } => run_ipvsadm(args),
+        Command::Man { dir } => man_pages(&dir),
     }
 }
 
@@ -208,6 +217,26 @@ fn daemon(
         "the daemon proper (probes, IPVS, API) is not built yet: stopping after validation"
     );
     ExitCode::SUCCESS
+}
+
+/// `bigbro man DIR`: the man pages, one path written per line on stdout.
+fn man_pages(dir: &Path) -> ExitCode {
+    use clap::CommandFactory;
+    match man::write(Cli::command(), dir) {
+        Ok(paths) => {
+            for p in paths {
+                println!("{}", p.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "bigbro man: cannot write man pages into {}: {e}",
+                dir.display()
+            );
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn run_ipvsadm(_args: Vec<std::ffi::OsString>) -> ExitCode {

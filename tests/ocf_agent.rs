@@ -8,7 +8,7 @@
 //!
 //! Every action runs under dash, Debian's /bin/sh, which has no bash extensions.
 
-mod ocf_common;
+mod ops_common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ocf_common::{assert_rc, have, rc, run_agent, Run};
+use ops_common::{assert_rc, have, rc, run_agent, Run};
 
 const SHELL: &str = "dash";
 const SHELLFUNCS: &str = "/usr/lib/ocf/lib/heartbeat/ocf-shellfuncs";
@@ -653,7 +653,11 @@ fn the_agent_waits_out_a_daemon_restart() {
     let fake = starter.join().unwrap();
     assert_rc("monitor across a restart", &run, rc::SUCCESS);
     let results = s.lines("curl.results");
-    assert_eq!(results.first().map(String::as_str), Some("7"), "refused first");
+    assert_eq!(
+        results.first().map(String::as_str),
+        Some("7"),
+        "refused first"
+    );
     assert_eq!(results.last().map(String::as_str), Some("0"));
     assert_eq!(fake.methods(), ["GET"]);
     assert!(s.lines("bigbro.calls").is_empty());
@@ -1028,7 +1032,7 @@ fn the_agent_is_posix_shell() {
     if !ready("posix") {
         return;
     }
-    let agent = ocf_common::agent();
+    let agent = ops_common::agent();
     let out = std::process::Command::new(SHELL)
         .arg("-n")
         .arg(&agent)

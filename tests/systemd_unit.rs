@@ -9,76 +9,17 @@
 //! on this machine nor in the test bed's guest. The operator guide says which settings
 //! that leaves untested.
 
-mod ocf_common;
+mod ops_common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
+
+use ops_common::systemd::{scratch_root, verify};
 
 const UNIT: &str = include_str!("../systemd/bigbro.service");
 
-/// A scratch root for `systemd-analyze --root`: this machine's units, the unit under
-/// test (or `unit`) and, unless `without_binary`, the built bigbro at /usr/bin/bigbro and
-/// kill at /usr/bin/kill (ExecReload's /bin/kill through the merged-/usr symlink).
-fn scratch_root(unit: &str, without_binary: bool) -> tempfile::TempDir {
-    // In the target directory, so that the binary can be hard-linked rather than copied.
-    let root = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let r = root.path();
-    let units = r.join("usr/lib/systemd/system");
-    std::fs::create_dir_all(r.join("usr/lib/systemd")).unwrap();
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg("/usr/lib/systemd/system")
-        .arg(r.join("usr/lib/systemd"))
-        .status()
-        .unwrap();
-    assert!(status.success(), "cannot copy /usr/lib/systemd/system");
-    std::fs::write(units.join("bigbro.service"), unit).unwrap();
-    std::fs::create_dir_all(r.join("usr/bin")).unwrap();
-    for (link, target) in [("bin", "usr/bin"), ("sbin", "usr/sbin"), ("lib", "usr/lib")] {
-        std::os::unix::fs::symlink(target, r.join(link)).unwrap();
-    }
-    let kill = which("kill");
-    link_or_copy(&kill, &r.join("usr/bin/kill"));
-    if !without_binary {
-        link_or_copy(
-            Path::new(env!("CARGO_BIN_EXE_bigbro")),
-            &r.join("usr/bin/bigbro"),
-        );
-    }
-    root
-}
-
-fn which(name: &str) -> PathBuf {
-    ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
-        .iter()
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("no {name} on this machine"))
-}
-
-fn link_or_copy(from: &Path, to: &Path) {
-    if std::fs::hard_link(from, to).is_err() {
-        std::fs::copy(from, to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
-    }
-}
-
-/// `systemd-analyze verify --root=ROOT bigbro.service`: (exit code, stderr).
-fn verify(root: &Path) -> (i32, String) {
-    let out = Command::new("systemd-analyze")
-        .arg("verify")
-        .arg(format!("--root={}", root.display()))
-        .arg("--man=no") // the man page is checked with the package (tests/deb_package.rs)
-        .arg("bigbro.service")
-        .output()
-        .expect("run systemd-analyze");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn ready(test: &str) -> bool {
-    ocf_common::have(
+    ops_common::have(
         test,
         &["systemd-analyze", "/usr/lib/systemd/system/sysinit.target"],
     )
@@ -226,7 +167,7 @@ fn exec_start_is_a_command_line_bigbro_accepts() {
 /// bigbro (a dry run in a scratch root: nothing is written).
 #[test]
 fn the_sysusers_file_creates_the_user() {
-    if !ocf_common::have("sysusers", &["systemd-sysusers"]) {
+    if !ops_common::have("sysusers", &["systemd-sysusers"]) {
         return;
     }
     let root = tempfile::tempdir().unwrap();

@@ -1,12 +1,15 @@
-//! Shared by the OCF agent's tests (tests/ocf_*.rs): where the agent and the OCF shell
-//! library are, how to run one action of the agent with a given environment, and the
-//! prerequisite check that skips loudly locally and fails under `CI`.
+//! Shared by the tests of what is shipped around the binary (tests/ocf_*.rs,
+//! systemd_*.rs, deb_*.rs): the prerequisite check that skips loudly locally and fails
+//! under `CI`, running one action of the OCF agent in a given environment, and
+//! `systemd-analyze verify` in a scratch root.
 //!
 //! Nothing here talks to a kernel: the kernel tests do that inside the test bed.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+pub mod systemd;
 
 /// The agent, as the package installs it under /usr/lib/ocf/resource.d/bigbro/bigbro.
 pub fn agent() -> PathBuf {
