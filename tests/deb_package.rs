@@ -37,8 +37,9 @@ fn cargo_deb_present() -> bool {
     false
 }
 
-/// Builds the package into a scratch directory and returns (scratch, path of the .deb).
-fn build_package() -> (tempfile::TempDir, PathBuf) {
+/// Builds the package into a scratch directory and returns (scratch, path of the .deb,
+/// the man pages `bigbro man` wrote: one per visible subcommand, plus bigbro.1).
+fn build_package() -> (tempfile::TempDir, PathBuf, Vec<String>) {
     let scratch = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let release = scratch.path().join("release");
     std::fs::create_dir_all(&release).unwrap();
@@ -54,6 +55,16 @@ fn build_package() -> (tempfile::TempDir, PathBuf) {
         "bigbro man: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let pages: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            Path::new(l)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
     let deb = scratch.path().join("bigbro.deb");
     let out = Command::new("cargo")
         .args(["deb", "--no-build", "--output"])
@@ -68,7 +79,7 @@ fn build_package() -> (tempfile::TempDir, PathBuf) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    (scratch, deb)
+    (scratch, deb, pages)
 }
 
 fn dpkg_deb(args: &[&str], deb: &Path) -> String {
@@ -108,30 +119,40 @@ fn the_package_holds_what_the_guide_promises() {
     if !cargo_deb_present() {
         return;
     }
-    let (scratch, deb) = build_package();
+    let (scratch, deb, pages) = build_package();
+    for page in [
+        "bigbro.1",
+        "bigbro-check.1",
+        "bigbro-daemon.1",
+        "bigbro-ipvsadm.1",
+    ] {
+        assert!(pages.iter().any(|p| p == page), "{page} not in {pages:?}");
+    }
+    assert!(!pages
+        .iter()
+        .any(|p| p == "bigbro-man.1" || p == "bigbro-help.1"));
     let files = file_list(&deb);
     let paths: Vec<&str> = files.keys().map(String::as_str).collect();
-    assert_eq!(
-        paths,
-        [
-            "/etc/bigbro/config.yml",
-            "/usr/bin/bigbro",
-            "/usr/bin/bigbro-ipvsadm",
-            "/usr/lib/ocf/resource.d/bigbro/bigbro",
-            "/usr/lib/systemd/system/bigbro.service",
-            "/usr/lib/sysusers.d/bigbro.conf",
-            "/usr/share/doc/bigbro/README.md",
-            "/usr/share/doc/bigbro/copyright",
-            "/usr/share/doc/bigbro/examples/big_brother.yml",
-            "/usr/share/doc/bigbro/examples/bigbro.yml",
-            "/usr/share/doc/bigbro/examples/cluster_map.yml",
-            "/usr/share/doc/bigbro/operator-guide.md",
-            "/usr/share/man/man1/bigbro-check.1",
-            "/usr/share/man/man1/bigbro-daemon.1",
-            "/usr/share/man/man1/bigbro-ipvsadm.1",
-            "/usr/share/man/man1/bigbro.1",
-        ]
-    );
+    let mut want: Vec<String> = [
+        "/etc/bigbro/config.yml",
+        "/usr/bin/bigbro",
+        "/usr/bin/bigbro-ipvsadm",
+        "/usr/lib/ocf/resource.d/bigbro/bigbro",
+        "/usr/lib/systemd/system/bigbro.service",
+        "/usr/lib/sysusers.d/bigbro.conf",
+        "/usr/share/doc/bigbro/README.md",
+        "/usr/share/doc/bigbro/copyright",
+        "/usr/share/doc/bigbro/examples/big_brother.yml",
+        "/usr/share/doc/bigbro/examples/bigbro.yml",
+        "/usr/share/doc/bigbro/examples/cluster_map.yml",
+        "/usr/share/doc/bigbro/operator-guide.md",
+    ]
+    .iter()
+    .map(|p| p.to_string())
+    .chain(pages.iter().map(|p| format!("/usr/share/man/man1/{p}")))
+    .collect();
+    want.sort();
+    assert_eq!(paths, want);
     let mode = |p: &str| files[p].0.as_str();
     assert_eq!(mode("/usr/bin/bigbro"), "-rwxr-xr-x");
     assert_eq!(mode("/usr/lib/ocf/resource.d/bigbro/bigbro"), "-rwxr-xr-x");
@@ -184,7 +205,7 @@ fn the_unpacked_package_works_together() {
     if !cargo_deb_present() {
         return;
     }
-    let (_scratch, deb) = build_package();
+    let (_scratch, deb, pages) = build_package();
     let root = base_root();
     let r = root.path();
     let status = Command::new("dpkg-deb")
@@ -242,8 +263,9 @@ fn the_unpacked_package_works_together() {
 
     // Each man page renders and names its command.
     if ops_common::have("deb: man", &["man"]) {
-        for page in ["bigbro", "bigbro-check", "bigbro-daemon", "bigbro-ipvsadm"] {
-            let path = r.join(format!("usr/share/man/man1/{page}.1"));
+        for file in &pages {
+            let page = file.trim_end_matches(".1");
+            let path = r.join(format!("usr/share/man/man1/{file}"));
             let out = Command::new("man")
                 .arg("-l")
                 .arg(&path)

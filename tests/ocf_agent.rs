@@ -910,7 +910,8 @@ fn the_token_goes_with_put_and_delete_and_never_on_a_command_line() {
     }
     let s = Scratch::new();
     let fake = FakeDaemon::start();
-    let token = "s3cr3t-Tok_en.~+/=";
+    // Any printable ASCII, as the daemon accepts; " and \ need escaping for curl.
+    let token = r#"s3cr3t-"Tok\en".~+/=!"#;
     fake.state.lock().unwrap().token = Some(token.into());
     std::fs::write(s.path("token"), format!("  {token}\n\n")).unwrap();
     let tf = s.s("token");
@@ -945,7 +946,11 @@ fn the_token_goes_with_put_and_delete_and_never_on_a_command_line() {
     // Unusable token files: start and validate-all are argument errors; stop fails
     // rather than work around a live daemon.
     fake.set_running(true);
-    for (what, content) in [("empty", "\n"), ("two words", "a b\n"), ("quote", "a\"b\n")] {
+    for (what, content) in [
+        ("empty", "\n"),
+        ("two words", "abcdefgh ijklmnop\n"),
+        ("two lines", "abcdefgh\nijklmnop\n"),
+    ] {
         std::fs::write(s.path("token"), content).unwrap();
         fake.set_running(false);
         assert_rc(

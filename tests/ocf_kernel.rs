@@ -1,0 +1,257 @@
+//! The OCF agent against the real daemon on a real IPVS kernel (the test bed's guest):
+//! ocf-tester's whole run, each action's exit code with the kernel as the oracle
+//! (`ipvsadm -S -n`, the real one), and the daemon going away: monitor reports the live
+//! service as failed, stop removes it without the daemon (and nothing else), a restarted
+//! daemon adopts what runs.
+//!
+//! The daemon is `bigbro daemon` itself, started inside the test's network namespace with
+//! a small configuration; the test waits for its sd_notify READY=1, as systemd does.
+
+mod ops_common;
+mod testbed;
+
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ops_common::{assert_rc, rc, Run};
+use testbed::kernel_test;
+
+const BIGBRO: &str = env!("CARGO_BIN_EXE_bigbro");
+
+/// Cluster web: fwmark 7 and its relay 10007 (multi_datacenter); cluster dns: fwmark 53.
+/// The nodes' health endpoints do not answer: their weights go to 0, which changes
+/// nothing for the agent.
+const CONFIG: &str = "\
+bigbro:
+  api:
+    listen: 127.0.0.1:9292
+clusters:
+  - cluster_name: web
+    fwmark: 7
+    scheduler: wlc
+    multi_datacenter: true
+    nodes:
+      - {address: 127.0.0.2, port: 9, path: /web/status}
+      - {address: 127.0.0.3, port: 9, path: /web/status}
+  - cluster_name: dns
+    fwmark: 53
+    scheduler: rr
+    nodes:
+      - {address: 127.0.0.4, port: 9, path: /dns/status}
+";
+
+/// `bigbro daemon` in the test's namespace; SIGTERM and reaped on drop.
+struct Daemon {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts the daemon on `config` and waits for READY=1 on a notification socket of
+    /// our own (what systemd's Type=notify waits for).
+    fn start(dir: &Path, config: &Path) -> Daemon {
+        let socket_path = dir.join(format!("notify-{}", std::process::id()));
+        let _ = std::fs::remove_file(&socket_path);
+        let socket = UnixDatagram::bind(&socket_path).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let log = dir.join("daemon.log");
+        let child = Command::new(BIGBRO)
+            .arg("daemon")
+            .arg("-c")
+            .arg(config)
+            .env("NOTIFY_SOCKET", &socket_path)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.join("daemon.out")).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let daemon = Daemon {
+            child: Some(child),
+            log,
+        };
+        let mut buf = [0u8; 4096];
+        loop {
+            match socket.recv(&mut buf) {
+                Ok(n) => {
+                    let msg = String::from_utf8_lossy(&buf[..n]);
+                    if msg.lines().any(|l| l == "READY=1") {
+                        break;
+                    }
+                }
+                Err(e) => panic!("no READY=1 from the daemon ({e}):\n{}", daemon.log()),
+            }
+        }
+        let _ = std::fs::remove_file(&socket_path);
+        daemon
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then waits: the daemon exits 0 and leaves IPVS as it is.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+            let status = child.wait().unwrap();
+            assert!(status.success(), "daemon exit {status}:\n{}", self.log());
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A scratch directory with the configuration.
+fn setup() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yml");
+    std::fs::write(&config, CONFIG).unwrap();
+    (dir, config)
+}
+
+/// One action of the agent for `cluster`, with the built binary and `config`; op
+/// timeout 4 s, so it waits 1 s for a daemon that does not answer.
+fn agent(action: &str, cluster: &str, config: &Path) -> Run {
+    let config = config.display().to_string();
+    ops_common::run_agent(
+        "dash",
+        action,
+        &[
+            ("OCF_RESKEY_cluster", cluster),
+            ("OCF_RESKEY_config", &config),
+            ("OCF_RESKEY_binary", BIGBRO),
+            ("OCF_RESKEY_CRM_meta_timeout", "4000"),
+            ("OCF_RESKEY_CRM_meta_interval", "10000"),
+        ],
+    )
+}
+
+/// The services in the kernel, as the real ipvsadm lists them, sorted.
+fn services() -> Vec<String> {
+    let mut all: Vec<String> = testbed::sh("ipvsadm -S -n")
+        .lines()
+        .filter(|l| l.starts_with("-A "))
+        .map(str::to_string)
+        .collect();
+    all.sort();
+    all
+}
+
+/// `lines`, sorted, for comparing with [`services`].
+fn sorted(lines: &[&str]) -> Vec<String> {
+    let mut all: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    all.sort();
+    all
+}
+
+kernel_test! {
+    /// ocf-tester, the resource-agents conformance run, against the live daemon.
+    fn ocf_tester_passes_against_the_daemon() {
+        let (dir, config) = setup();
+        let _daemon = Daemon::start(dir.path(), &config);
+        let out = Command::new("ocf-tester")
+            .args(["-v", "-n", "t", "-o", "cluster=web", "-o"])
+            .arg(format!("binary={BIGBRO}"))
+            .arg("-o")
+            .arg(format!("config={}", config.display()))
+            .arg(ops_common::agent())
+            .env("OCF_ROOT", ops_common::OCF_ROOT)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "ocf-tester failed:\n{text}");
+        assert!(text.contains("passed all tests"), "{text}");
+        // It ends with stop: nothing of web is left.
+        assert_eq!(services(), Vec::<String>::new());
+    }
+
+    /// Every action's exit code, with the kernel as the oracle.
+    fn each_action_has_its_exit_code() {
+        let (dir, config) = setup();
+        let _daemon = Daemon::start(dir.path(), &config);
+        assert_rc("validate-all", &agent("validate-all", "web", &config), rc::SUCCESS);
+        assert_rc("monitor, stopped", &agent("monitor", "web", &config), rc::NOT_RUNNING);
+        assert_eq!(services(), Vec::<String>::new());
+
+        assert_rc("start", &agent("start", "web", &config), rc::SUCCESS);
+        assert_eq!(services(), sorted(&["-A -f 7 -s wlc", "-A -f 10007 -s wlc"]));
+        let saved = testbed::sh("ipvsadm -S -n");
+        assert!(saved.contains("-a -f 7 -r 127.0.0.2:0 -i"), "{saved}");
+        assert_rc("monitor, started", &agent("monitor", "web", &config), rc::SUCCESS);
+        assert_rc("start again", &agent("start", "web", &config), rc::SUCCESS);
+
+        assert_rc("stop", &agent("stop", "web", &config), rc::SUCCESS);
+        assert_eq!(services(), Vec::<String>::new());
+        assert_rc("monitor after stop", &agent("monitor", "web", &config), rc::NOT_RUNNING);
+        assert_rc("stop again", &agent("stop", "web", &config), rc::SUCCESS);
+
+        // A cluster the daemon does not have.
+        assert_rc("monitor, unknown", &agent("monitor", "nope", &config), rc::NOT_RUNNING);
+        assert_rc("start, unknown", &agent("start", "nope", &config), rc::ERR_ARGS);
+        assert_rc("stop, unknown", &agent("stop", "nope", &config), rc::SUCCESS);
+        assert_rc("validate-all, unknown", &agent("validate-all", "nope", &config), rc::ERR_ARGS);
+        assert_eq!(services(), Vec::<String>::new());
+    }
+
+    /// The daemon goes away with web running: its service stays (SIGTERM leaves IPVS as
+    /// it is); monitor calls that failed, start fails, stop removes web's services itself
+    /// and nothing else; a daemon started again adopts what still runs.
+    fn without_the_daemon_stop_removes_the_service_itself() {
+        let (dir, config) = setup();
+        let mut daemon = Daemon::start(dir.path(), &config);
+        assert_rc("start web", &agent("start", "web", &config), rc::SUCCESS);
+        assert_rc("start dns", &agent("start", "dns", &config), rc::SUCCESS);
+        // A service that is nobody's business but the operator's.
+        testbed::sh("ipvsadm -A -f 99 -s rr");
+        daemon.stop();
+        let all = ["-A -f 7 -s wlc", "-A -f 10007 -s wlc", "-A -f 53 -s rr", "-A -f 99 -s rr"];
+        assert_eq!(services(), sorted(&all));
+
+        assert_rc("start, daemon gone", &agent("start", "web", &config), rc::ERR_GENERIC);
+        assert_eq!(services(), sorted(&all));
+
+        let (status, _, stderr) = testbed::sh_status(&format!("{BIGBRO} ipvsadm -S -n"));
+        if status != 0 && stderr.contains("not implemented") {
+            // Until `bigbro ipvsadm` is built, the agent cannot read or change the kernel
+            // without the daemon: monitor and stop must fail rather than guess.
+            eprintln!("*** without_the_daemon: bigbro ipvsadm is not built yet: checking that monitor and stop fail honestly ***");
+            let run = agent("monitor", "web", &config);
+            assert_rc("monitor, daemon gone, no bigbro ipvsadm", &run, rc::ERR_GENERIC);
+            let run = agent("stop", "web", &config);
+            assert_rc("stop, daemon gone, no bigbro ipvsadm", &run, rc::ERR_GENERIC);
+            assert_eq!(services(), sorted(&all));
+            return;
+        }
+        let run = agent("monitor", "web", &config);
+        assert_rc("monitor, daemon gone, web live", &run, rc::ERR_GENERIC);
+        assert!(run.stderr.contains("is live and nothing adjusts its weights"), "{}", run.stderr);
+        let run = agent("stop", "web", &config);
+        assert_rc("stop, daemon gone", &run, rc::SUCCESS);
+        assert_eq!(services(), sorted(&["-A -f 53 -s rr", "-A -f 99 -s rr"]));
+        assert_rc("monitor after stop", &agent("monitor", "web", &config), rc::NOT_RUNNING);
+        assert_rc("stop again", &agent("stop", "web", &config), rc::SUCCESS);
+
+        // Back: dns is adopted as running (its service is there), web stays stopped.
+        let _daemon = Daemon::start(dir.path(), &config);
+        assert_rc("monitor dns, adopted", &agent("monitor", "dns", &config), rc::SUCCESS);
+        assert_rc("monitor web, restarted", &agent("monitor", "web", &config), rc::NOT_RUNNING);
+        assert_eq!(services(), sorted(&["-A -f 53 -s rr", "-A -f 99 -s rr"]));
+    }
+}
