@@ -1113,3 +1113,37 @@ fn bigbro_check_cluster_prints_one_clusters_services() {
         format!("bigbro check: {cfg} has no cluster named \"nope\" (its clusters: web, dns6)\n")
     );
 }
+
+/// The operator guide lists every parameter and every advertised action of the agent.
+#[test]
+fn the_guide_documents_the_agents_parameters_and_actions() {
+    if !ready("guide") {
+        return;
+    }
+    let guide = include_str!("../docs/operator-guide.md");
+    let section = guide
+        .split("## The OCF resource agent")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("the guide has a section on the agent");
+    let xml = run_agent(SHELL, "meta-data", &[]).stdout;
+    let names = |tag: &str| -> Vec<String> {
+        xml.lines()
+            .filter_map(|l| l.trim().strip_prefix(tag))
+            .filter_map(|l| l.split('"').next())
+            .map(str::to_string)
+            .collect()
+    };
+    for param in names("<parameter name=\"") {
+        assert!(
+            section.contains(&format!("| `{param}` |")),
+            "parameter {param} undocumented"
+        );
+    }
+    for action in names("<action name=\"") {
+        assert!(
+            section.contains(&format!("`{action}`")),
+            "action {action} undocumented"
+        );
+    }
+}

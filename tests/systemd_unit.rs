@@ -185,3 +185,25 @@ fn the_sysusers_file_creates_the_user() {
     assert!(stderr.contains("Creating user 'bigbro'"), "{stderr}");
     assert!(!root.path().join("etc/passwd").exists());
 }
+
+/// The operator guide explains every setting of the unit ("The systemd unit").
+#[test]
+fn the_guide_explains_every_setting() {
+    let guide = include_str!("../docs/operator-guide.md");
+    let section = guide
+        .split("## The systemd unit")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("the guide has a section on the unit");
+    for line in UNIT
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with('['))
+    {
+        if let Some((key, _)) = line.split_once('=') {
+            assert!(
+                section.contains(&format!("`{key}")),
+                "the guide does not explain {key}="
+            );
+        }
+    }
+}
