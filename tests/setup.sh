@@ -14,7 +14,11 @@
 #    shellcheck                    POSIX-shell lint of the agent;
 #    systemd, man-db               systemd-analyze and systemd-sysusers for the unit's
 #                                  tests, man for the package's man pages;
-#    dpkg-dev                      what cargo-deb uses to work out the package's Depends.
+#    dpkg-dev                      what cargo-deb uses to work out the package's Depends;
+#    pacemaker, corosync,          a one-node cluster in the guest drives the OCF agent
+#    pacemaker-cli-utils           (tests/ocf_pacemaker.rs). Installing them on a machine
+#                                  that runs systemd would start corosync and pacemaker
+#                                  there: this script disables them again at once.
 # 1b. Tools that are not Debian packages of their own (no root needed): checkbashisms,
 #    taken alone out of devscripts' package into .cache/tools/ (devscripts would pull in
 #    some fifty packages); cargo-deb, compiled from crates.io with `cargo install` (about
@@ -37,7 +41,8 @@ need_root() {
 
 # --- 1. Debian packages -------------------------------------------------------------------
 PKGS="nftables iproute2 ipvsadm qemu-system-x86 busybox-static kmod xz-utils
-  resource-agents curl libxml2-utils shellcheck systemd man-db dpkg-dev"
+  resource-agents curl libxml2-utils shellcheck systemd man-db dpkg-dev
+  pacemaker corosync pacemaker-cli-utils"
 missing=""
 for p in $PKGS; do
   dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' || missing="$missing $p"
@@ -47,6 +52,13 @@ if [ -n "$missing" ]; then
   apt-get update -qq
   # No recommends: qemu would otherwise pull in a desktop's worth of display libraries.
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+  case "$missing" in
+  *pacemaker* | *corosync*)
+    if [ -d /run/systemd/system ]; then
+      systemctl disable --now pacemaker corosync >/dev/null 2>&1 || true
+    fi
+    ;;
+  esac
 fi
 
 # --- 1b. Tools that are not packages of their own -------------------------------------------

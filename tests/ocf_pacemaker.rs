@@ -1,0 +1,236 @@
+//! pacemaker itself drives the OCF agent: a single-node corosync + pacemaker cluster in the
+//! test bed's guest (real IPVS kernel) starts cluster `web` of a running `bigbro daemon`
+//! through `ocf:bigbro:bigbro`, monitors it (a stop behind its back is noticed and
+//! recovered), and stops it; the kernel is the oracle at each step.
+//!
+//! The guest's root file system is the host's, read-only: the script runs in a private
+//! mount namespace with tmpfs over pacemaker's and corosync's state, log and
+//! configuration directories, and over /usr/lib/ocf/resource.d, where it puts the agent
+//! under provider `bigbro` next to the original providers. corosync runs on a veth address
+//! inside the test's network namespace. Fencing is off and quorum ignored (one node).
+//! The operations' timeouts are three times the agent's advertised ones: under qemu's
+//! emulation (no KVM) with six pacemaker daemons beside it, one agent run can take
+//! seconds.
+
+mod ops_common;
+mod testbed;
+
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use testbed::kernel_test;
+
+const BIGBRO: &str = env!("CARGO_BIN_EXE_bigbro");
+
+const CONFIG: &str = "\
+bigbro:
+  api:
+    listen: 127.0.0.1:9292
+clusters:
+  - cluster_name: web
+    fwmark: 7
+    scheduler: wlc
+    nodes:
+      - {address: 127.0.0.2, port: 9, path: /web/status}
+";
+
+/// The whole pacemaker scenario; prints `== PHASE` markers with `ipvsadm -S -n` after
+/// each, and exits non-zero (with pacemaker's log) when a phase times out.
+const SCRIPT: &str = r#"
+set -eu
+fail() { echo "FAILED: $*"; echo "--- crm_mon"; crm_mon -1 -A 2>&1 || true;
+         echo "--- pacemaker.log (errors)"; grep -E 'error|warning|ocf-exit' "$W/pacemaker.log" | tail -40 || true;
+         stop_all; exit 1; }
+stop_all() { pacemakerd --shutdown >/dev/null 2>&1 || true
+             i=0; while pgrep -x pacemakerd >/dev/null && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done
+             [ -n "${COROSYNC:-}" ] && kill "$COROSYNC" 2>/dev/null; wait 2>/dev/null || true; }
+# wait_for SECONDS COMMAND...: until COMMAND succeeds
+wait_for() { n=$1; shift; i=0
+             until "$@" >/dev/null 2>&1; do i=$((i+1)); [ $i -ge "$n" ] && return 1; sleep 1; done; }
+located() { crm_resource --locate -r bigbro-web 2>&1 | grep -q "$1"; }
+# "Started n1" in crm_mon: started and no operation pending (a pending start already
+# counts as "running on n1" for crm_resource --locate).
+started() { crm_mon -1 2>&1 | grep -q 'bigbro-web.*Started n1'; }
+kernel() { echo "--- ipvsadm"; ipvsadm -S -n; }
+progress() { echo "pacemaker scenario: $(date +%T) $*" >&2; }
+
+ip link add pcmk0 type veth peer name pcmk1
+ip addr add 10.99.0.1/24 dev pcmk0
+ip link set pcmk0 up; ip link set pcmk1 up
+
+for d in /var/lib/pacemaker /var/lib/corosync /var/log/pacemaker /var/log/corosync /etc/corosync; do
+    mount -t tmpfs tmpfs "$d"
+done
+mkdir -p /var/lib/pacemaker/cib /var/lib/pacemaker/pengine /var/lib/pacemaker/blackbox /var/lib/pacemaker/cores
+chown -R hacluster:haclient /var/lib/pacemaker /var/log/pacemaker
+chmod 750 /var/lib/pacemaker/*
+
+# The agent as ocf:bigbro:bigbro, beside the original providers.
+mkdir -p "$W/ocf-orig"
+mount --bind /usr/lib/ocf/resource.d "$W/ocf-orig"
+mount -t tmpfs tmpfs /usr/lib/ocf/resource.d
+for p in "$W"/ocf-orig/*; do ln -s "$p" "/usr/lib/ocf/resource.d/$(basename "$p")"; done
+mkdir /usr/lib/ocf/resource.d/bigbro
+ln -s "$AGENT" /usr/lib/ocf/resource.d/bigbro/bigbro
+
+cat > /etc/corosync/corosync.conf <<'EOF'
+totem {
+  version: 2
+  cluster_name: bigbro-test
+  transport: knet
+  crypto_cipher: none
+  crypto_hash: none
+}
+nodelist {
+  node {
+    ring0_addr: 10.99.0.1
+    name: n1
+    nodeid: 1
+  }
+}
+quorum {
+  provider: corosync_votequorum
+}
+logging {
+  to_stderr: yes
+  to_logfile: no
+  to_syslog: no
+}
+EOF
+cat > /var/lib/pacemaker/cib/cib.xml <<'EOF'
+<cib validate-with="pacemaker-3.9" epoch="1" num_updates="0" admin_epoch="0">
+  <configuration>
+    <crm_config>
+      <cluster_property_set id="options">
+        <nvpair id="o1" name="stonith-enabled" value="false"/>
+        <nvpair id="o2" name="no-quorum-policy" value="ignore"/>
+        <nvpair id="o3" name="dc-deadtime" value="2s"/>
+      </cluster_property_set>
+    </crm_config>
+    <nodes/><resources/><constraints/>
+  </configuration>
+  <status/>
+</cib>
+EOF
+chown hacluster:haclient /var/lib/pacemaker/cib/cib.xml
+chmod 600 /var/lib/pacemaker/cib/cib.xml
+
+progress "setting up"
+corosync -f > "$W/corosync.log" 2>&1 &
+COROSYNC=$!
+PCMK_logfile="$W/pacemaker.log" pacemakerd > "$W/pacemakerd.out" 2>&1 &
+wait_for 90 sh -c 'crm_mon -1 | grep -q "Current DC: n1"' || fail "no DC"
+echo "== cluster up"; progress "cluster up"
+
+cibadmin --create -o resources --xml-text "
+<primitive id='bigbro-web' class='ocf' provider='bigbro' type='bigbro'>
+  <instance_attributes id='bigbro-web-params'>
+    <nvpair id='p1' name='cluster' value='web'/>
+    <nvpair id='p2' name='binary' value='$BIGBRO'/>
+    <nvpair id='p3' name='config' value='$CONFIG'/>
+  </instance_attributes>
+  <operations>
+    <op id='bigbro-web-start' name='start' interval='0s' timeout='60s'/>
+    <op id='bigbro-web-stop' name='stop' interval='0s' timeout='60s'/>
+    <op id='bigbro-web-monitor' name='monitor' interval='3s' timeout='60s'/>
+  </operations>
+</primitive>"
+wait_for 90 started || fail "pacemaker did not start bigbro-web"
+echo "== started"; progress "started"
+kernel
+
+# Stopped behind pacemaker's back: its monitor must notice and recover.
+curl -sS -X DELETE http://127.0.0.1:9292/cluster/web; echo
+ipvsadm -S -n | grep -q '^-A -f 7 ' && fail "the DELETE did not stop web"
+wait_for 90 sh -c 'crm_mon -1 --include=failcounts 2>&1 | grep -q "bigbro-web: migration-threshold=.*fail-count=1"' || fail "no failure recorded"
+wait_for 90 sh -c "ipvsadm -S -n | grep -q '^-A -f 7 '" || fail "web not recovered"
+wait_for 90 started || fail "bigbro-web not started after recovery"
+echo "== recovered"; progress "recovered"
+kernel
+
+crm_resource --meta -r bigbro-web -p target-role -v Stopped >/dev/null
+wait_for 90 located 'NOT running' || fail "pacemaker did not stop bigbro-web"
+echo "== stopped"; progress "stopped"
+kernel
+stop_all
+echo "== done"
+"#;
+
+/// Starts the daemon in the test's namespace and waits for its READY=1.
+fn start_daemon(dir: &Path, config: &Path) -> std::process::Child {
+    let socket_path = dir.join("notify");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let child = Command::new(BIGBRO)
+        .arg("daemon")
+        .arg("-c")
+        .arg(config)
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .env("RUST_LOG", "info")
+        .stderr(std::fs::File::create(dir.join("daemon.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = socket.recv(&mut buf).expect("no READY=1 from the daemon");
+        if String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .any(|l| l == "READY=1")
+        {
+            return child;
+        }
+    }
+}
+
+kernel_test! {
+    fn pacemaker_starts_monitors_and_stops_the_resource() {
+        if !ops_common::have(
+            "pacemaker_starts_monitors_and_stops_the_resource",
+            &["pacemakerd", "corosync", "crm_resource", "cibadmin", "curl"],
+        ) {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.yml");
+        std::fs::write(&config, CONFIG).unwrap();
+        let mut daemon = start_daemon(dir.path(), &config);
+        let out = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", SCRIPT])
+            .env("W", dir.path())
+            .env("AGENT", ops_common::agent())
+            .env("BIGBRO", BIGBRO)
+            .env("CONFIG", &config)
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap();
+        let _ = daemon.kill();
+        let _ = daemon.wait();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let log = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
+        assert!(
+            out.status.success(),
+            "the pacemaker scenario failed:\n{text}\n--- daemon log\n{log}"
+        );
+        // What the kernel held after each phase.
+        let phase = |name: &str| -> Vec<String> {
+            text.split(&format!("== {name}\n--- ipvsadm\n"))
+                .nth(1)
+                .unwrap_or_else(|| panic!("no phase {name}:\n{text}"))
+                .lines()
+                .take_while(|l| !l.starts_with("=="))
+                .filter(|l| l.starts_with("-A "))
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(phase("started"), ["-A -f 7 -s wlc"], "{text}");
+        assert_eq!(phase("recovered"), ["-A -f 7 -s wlc"], "{text}");
+        assert_eq!(phase("stopped"), Vec::<String>::new(), "{text}");
+        assert!(text.contains("== done"), "{text}");
+    }
+}
