@@ -15,26 +15,10 @@
 mod ops_common;
 mod testbed;
 
-use std::os::unix::net::UnixDatagram;
-use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
+use ops_common::daemon::{setup, Daemon, BIGBRO};
 use testbed::kernel_test;
-
-const BIGBRO: &str = env!("CARGO_BIN_EXE_bigbro");
-
-const CONFIG: &str = "\
-bigbro:
-  api:
-    listen: 127.0.0.1:9292
-clusters:
-  - cluster_name: web
-    fwmark: 7
-    scheduler: wlc
-    nodes:
-      - {address: 127.0.0.2, port: 9, path: /web/status}
-";
 
 /// The whole pacemaker scenario; prints `== PHASE` markers with `ipvsadm -S -n` after
 /// each, and exits non-zero (with pacemaker's log) when a phase times out.
@@ -158,36 +142,6 @@ stop_all
 echo "== done"
 "#;
 
-/// Starts the daemon in the test's namespace and waits for its READY=1.
-fn start_daemon(dir: &Path, config: &Path) -> std::process::Child {
-    let socket_path = dir.join("notify");
-    let socket = UnixDatagram::bind(&socket_path).unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let child = Command::new(BIGBRO)
-        .arg("daemon")
-        .arg("-c")
-        .arg(config)
-        .env("NOTIFY_SOCKET", &socket_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .env("RUST_LOG", "info")
-        .stderr(std::fs::File::create(dir.join("daemon.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = socket.recv(&mut buf).expect("no READY=1 from the daemon");
-        if String::from_utf8_lossy(&buf[..n])
-            .lines()
-            .any(|l| l == "READY=1")
-        {
-            return child;
-        }
-    }
-}
-
 kernel_test! {
     fn pacemaker_starts_monitors_and_stops_the_resource() {
         if !ops_common::have(
@@ -196,10 +150,8 @@ kernel_test! {
         ) {
             return;
         }
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("config.yml");
-        std::fs::write(&config, CONFIG).unwrap();
-        let mut daemon = start_daemon(dir.path(), &config);
+        let (dir, config) = setup();
+        let mut daemon = Daemon::start(dir.path(), &config);
         let out = Command::new("unshare")
             .args(["-m", "--propagation", "private", "sh", "-c", SCRIPT])
             .env("W", dir.path())
@@ -209,10 +161,9 @@ kernel_test! {
             .stderr(Stdio::inherit())
             .output()
             .unwrap();
-        let _ = daemon.kill();
-        let _ = daemon.wait();
+        daemon.stop();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let log = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
+        let log = daemon.log();
         assert!(
             out.status.success(),
             "the pacemaker scenario failed:\n{text}\n--- daemon log\n{log}"
@@ -228,8 +179,13 @@ kernel_test! {
                 .map(str::to_string)
                 .collect()
         };
-        assert_eq!(phase("started"), ["-A -f 7 -s wlc"], "{text}");
-        assert_eq!(phase("recovered"), ["-A -f 7 -s wlc"], "{text}");
+        // web's service and its relay (multi_datacenter), in ipvsadm's order.
+        let mut started = phase("started");
+        started.sort();
+        assert_eq!(started, ["-A -f 10007 -s wlc", "-A -f 7 -s wlc"], "{text}");
+        let mut recovered = phase("recovered");
+        recovered.sort();
+        assert_eq!(recovered, started, "{text}");
         assert_eq!(phase("stopped"), Vec::<String>::new(), "{text}");
         assert!(text.contains("== done"), "{text}");
     }

@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+pub mod daemon;
 pub mod systemd;
 
 /// The agent, as the package installs it under /usr/lib/ocf/resource.d/bigbro/bigbro.
