@@ -19,6 +19,7 @@
 #    pacemaker-cli-utils           (tests/ocf_pacemaker.rs). Installing them on a machine
 #                                  that runs systemd would start corosync and pacemaker
 #                                  there: this script disables them again at once.
+#    chromium                      loads the status page headless (tests/api_ui.rs).
 # 1b. Tools that are not Debian packages of their own (no root needed): checkbashisms,
 #    taken alone out of devscripts' package into .cache/tools/ (devscripts would pull in
 #    some fifty packages); cargo-deb, compiled from crates.io with `cargo install` (about
@@ -42,7 +43,8 @@ need_root() {
 # --- 1. Debian packages -------------------------------------------------------------------
 PKGS="nftables iproute2 ipvsadm qemu-system-x86 busybox-static kmod xz-utils
   resource-agents curl libxml2-utils shellcheck systemd man-db dpkg-dev
-  pacemaker corosync pacemaker-cli-utils"
+  pacemaker corosync pacemaker-cli-utils
+  chromium"
 missing=""
 for p in $PKGS; do
   dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' || missing="$missing $p"

@@ -210,6 +210,25 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
+/// Sends one request and hands back the answer's JSON when it is a 200. `Err` ends the
+/// command: with the daemon's refusal, or (with `--json`) with the answer printed as is.
+async fn ask(
+    client: &Client,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+    json: bool,
+) -> Result<Value, Outcome> {
+    let answer = client.send(method, path, body).await?;
+    if answer.status != 200 {
+        return Err(refusal(&answer));
+    }
+    if json {
+        return Err(Outcome::ok(pretty(&answer.json)));
+    }
+    Ok(answer.json)
+}
+
 /// The daemon's error message for a refused request.
 fn refusal(answer: &Answer) -> Outcome {
     let message = answer
@@ -252,22 +271,13 @@ async fn status(client: &Client, cluster: Option<&str>, json: bool) -> Outcome {
         Some(c) => format!("/api/v1/clusters/{}", segment(c)),
         None => "/api/v1/clusters".to_string(),
     };
-    let answer = match client.send(reqwest::Method::GET, &path, None).await {
+    let answer = match ask(client, reqwest::Method::GET, &path, None, json).await {
         Ok(a) => a,
         Err(o) => return o,
     };
-    if answer.status != 200 {
-        return refusal(&answer);
-    }
-    if json {
-        return Outcome::ok(pretty(&answer.json));
-    }
     let clusters: Vec<Value> = match cluster {
-        Some(_) => vec![answer.json],
-        None => answer.json["clusters"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default(),
+        Some(_) => vec![answer],
+        None => answer["clusters"].as_array().cloned().unwrap_or_default(),
     };
     Outcome::ok(render_status(&clusters))
 }
@@ -376,17 +386,11 @@ fn override_text(o: &Value) -> String {
 
 async fn start_stop(client: &Client, cluster: &str, verb: &str, json: bool) -> Outcome {
     let path = format!("/api/v1/clusters/{}/{verb}", segment(cluster));
-    let answer = match client.send(reqwest::Method::POST, &path, None).await {
+    let answer = match ask(client, reqwest::Method::POST, &path, None, json).await {
         Ok(a) => a,
         Err(o) => return o,
     };
-    if answer.status != 200 {
-        return refusal(&answer);
-    }
-    if json {
-        return Outcome::ok(pretty(&answer.json));
-    }
-    let result = answer.json["result"].as_str().unwrap_or("?");
+    let result = answer["result"].as_str().unwrap_or("?");
     let text = match result {
         "started" => "started",
         "already_running" => "already running (nothing changed)",
@@ -424,23 +428,17 @@ async fn drain(
     if let Some(ttl) = ttl_seconds {
         body["ttl_seconds"] = ttl.into();
     }
-    let answer = match client.send(reqwest::Method::PUT, &path, Some(body)).await {
+    let answer = match ask(client, reqwest::Method::PUT, &path, Some(body), json).await {
         Ok(a) => a,
         Err(o) => return o,
     };
-    if answer.status != 200 {
-        return refusal(&answer);
-    }
-    if json {
-        return Outcome::ok(pretty(&answer.json));
-    }
     let mut text = format!(
         "{cluster} {node}: drained (weight 0, still in IPVS so established connections finish)"
     );
     if let Some(ttl) = ttl_seconds {
         let _ = write!(text, " for {ttl} s");
     }
-    if let Some(p) = answer.json.get("previous").filter(|p| !p.is_null()) {
+    if let Some(p) = answer.get("previous").filter(|p| !p.is_null()) {
         let _ = write!(text, "; replaced: {}", override_text(p));
     }
     text.push('\n');
@@ -453,17 +451,11 @@ async fn undrain(client: &Client, cluster: &str, node: &str, json: bool) -> Outc
         segment(cluster),
         segment(node)
     );
-    let answer = match client.send(reqwest::Method::DELETE, &path, None).await {
+    let answer = match ask(client, reqwest::Method::DELETE, &path, None, json).await {
         Ok(a) => a,
         Err(o) => return o,
     };
-    if answer.status != 200 {
-        return refusal(&answer);
-    }
-    if json {
-        return Outcome::ok(pretty(&answer.json));
-    }
-    let text = match answer.json.get("previous").filter(|p| !p.is_null()) {
+    let text = match answer.get("previous").filter(|p| !p.is_null()) {
         Some(p) => format!(
             "{cluster} {node}: override cleared (was {}); its weight follows health again\n",
             override_text(p)
@@ -474,21 +466,12 @@ async fn undrain(client: &Client, cluster: &str, node: &str, json: bool) -> Outc
 }
 
 async fn reload(client: &Client, json: bool) -> Outcome {
-    let answer = match client
-        .send(reqwest::Method::POST, "/api/v1/reload", None)
-        .await
-    {
+    let answer = match ask(client, reqwest::Method::POST, "/api/v1/reload", None, json).await {
         Ok(a) => a,
         Err(o) => return o,
     };
-    if answer.status != 200 {
-        return refusal(&answer);
-    }
-    if json {
-        return Outcome::ok(pretty(&answer.json));
-    }
     let list = |key: &str| -> String {
-        let names: Vec<&str> = answer.json[key]
+        let names: Vec<&str> = answer[key]
             .as_array()
             .into_iter()
             .flatten()

@@ -34,7 +34,20 @@ pub fn routes() -> Router<AppState> {
 async fn metrics(State(app): State<AppState>) -> Response {
     match app.query(app.handle.statuses()).await {
         Ok(clusters) => {
-            let probes = probe_stats::lock(&app.probes).counters();
+            let probes = {
+                let mut stats = probe_stats::lock(&app.probes);
+                // Forget targets a reload removed, so their series end.
+                let config = app.handle.config();
+                stats.retain(|t| {
+                    config.clusters.iter().any(|c| {
+                        c.node(t.addr()).is_some_and(|n| n.port == t.port())
+                            || c.interpol
+                                .iter()
+                                .any(|i| i.address == t.addr() && i.port == t.port())
+                    })
+                });
+                stats.counters()
+            };
             let body = render(
                 &clusters,
                 &app.handle.daemon_status(),

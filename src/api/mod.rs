@@ -13,6 +13,7 @@
 pub mod auth;
 pub mod body;
 pub mod client;
+pub mod deadline;
 pub mod error;
 pub mod legacy;
 pub mod metrics;

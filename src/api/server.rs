@@ -27,6 +27,7 @@ use tokio::task::JoinSet;
 use tower::ServiceExt;
 
 use super::auth::{self, ListenError, Token};
+use super::deadline::WriteDeadline;
 use super::error::{error_for_path, is_json_path, ApiError};
 use super::probe_stats::{self, ProbeStats};
 use super::{legacy, metrics, ui, v1};
@@ -46,6 +47,8 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// A body must arrive within this; slower gets 408.
     pub body_timeout: Duration,
+    /// A client that reads nothing of its answers for this long is disconnected.
+    pub write_timeout: Duration,
     /// Longest wait for the daemon to answer one call; longer gets 503 (500
     /// `Application error` on big_brother's routes).
     pub backend_timeout: Duration,
@@ -61,6 +64,7 @@ impl Default for Limits {
             max_headers: 64,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
             backend_timeout: Duration::from_secs(15),
             max_connections: 256,
         }
@@ -103,15 +107,24 @@ impl Shared {
         &self,
         call: impl Future<Output = Result<T, daemon::Error>>,
     ) -> Result<T, Failure> {
-        match tokio::time::timeout(self.limits.backend_timeout, call).await {
-            Ok(result) => result.map_err(Failure::Daemon),
-            Err(_) => Err(Failure::Timeout(self.limits.backend_timeout)),
-        }
+        bounded(self.limits.backend_timeout, call).await
     }
 
     /// Runs a query that cannot fail, bounded by `backend_timeout`.
     pub async fn query<T>(&self, query: impl Future<Output = T>) -> Result<T, Failure> {
         self.call(async { Ok(query.await) }).await
+    }
+}
+
+/// Runs one call into the daemon, giving up after `limit` (the daemon may still carry a
+/// command out; the caller is told so).
+pub async fn bounded<T>(
+    limit: Duration,
+    call: impl Future<Output = Result<T, daemon::Error>>,
+) -> Result<T, Failure> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(result) => result.map_err(Failure::Daemon),
+        Err(_) => Err(Failure::Timeout(limit)),
     }
 }
 
@@ -214,6 +227,7 @@ impl Listener {
                     request.extensions_mut().insert(Peer(peer));
                     app.clone().oneshot(request.map(Body::new))
                 });
+            let stream = WriteDeadline::new(stream, self.limits.write_timeout);
             let connection = http.serve_connection(TokioIo::new(stream), service);
             connections.spawn(async move {
                 let _slot = slot;
@@ -344,4 +358,26 @@ async fn method_not_allowed(method: Method, request: Request) -> Response {
             super::error::quote(request.uri().path())
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_daemon_that_does_not_answer_is_a_timeout() {
+        let limit = Duration::from_secs(15);
+        let hung = std::future::pending::<Result<(), daemon::Error>>();
+        let started = tokio::time::Instant::now();
+        let e = bounded(limit, hung).await.unwrap_err();
+        assert!(matches!(e, Failure::Timeout(t) if t == limit), "{e}");
+        assert_eq!(started.elapsed(), limit);
+        assert!(e.to_string().contains("did not answer within 15s"), "{e}");
+        let stopped = bounded(limit, async { Err::<(), _>(daemon::Error::Stopped) }).await;
+        assert!(matches!(
+            stopped,
+            Err(Failure::Daemon(daemon::Error::Stopped))
+        ));
+        assert_eq!(bounded(limit, async { Ok(7) }).await.unwrap(), 7);
+    }
 }

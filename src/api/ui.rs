@@ -186,8 +186,8 @@ fn cluster(out: &mut String, c: &ClusterStatus) {
         );
     }
     out.push_str(
-        "<table>\n<thead><tr><th>Node</th><th>Status</th><th>Health</th><th>Weight</th>\
-         <th>Kernel</th><th>Ramp</th><th>Last probe</th><th>Override</th></tr></thead>\n<tbody>\n",
+        "<table>\n<thead><tr><th>Node</th><th>Status</th><th>Health</th><th>Weight (share)</th>\
+         <th>In kernel</th><th>Ramp</th><th>Last probe</th><th>Override</th></tr></thead>\n<tbody>\n",
     );
     for n in &c.nodes {
         node(out, n, total);

@@ -38,7 +38,7 @@ use super::status::{
 use crate::config::{self, Cluster, Model};
 use crate::health::Prober;
 use crate::ipvs::{self, ServiceKey};
-use crate::reconcile::{self, IpvsKernel, MarkTable, Observed};
+use crate::reconcile::{self, Desired, IpvsKernel, MarkTable, Observed};
 use crate::types::{ClusterName, Weight};
 use crate::weight::{self, DriverHandle, DriverOptions, Initial, WeightBatch};
 
@@ -73,6 +73,11 @@ pub struct Options {
     pub retry: Duration,
     /// The weight driver's options (tick, override-file directory, jitter seed).
     pub driver: DriverOptions,
+    /// How long a destination that leaves a running service (the old active_passive
+    /// node, the downpage on recovery, a node removed by reload, a remote load balancer)
+    /// stays at weight 0 before it is deleted, so its connections finish. Zero deletes at
+    /// once, as big_brother did. Default 5 s.
+    pub drain: Duration,
     /// The `send_nsca` program. Default `send_nsca` (looked up on PATH).
     pub nsca_program: PathBuf,
     pub notifier: Notifier,
@@ -85,6 +90,7 @@ impl Options {
             cli: CliOverrides::default(),
             coalesce: Duration::from_millis(100),
             retry: Duration::from_secs(1),
+            drain: Duration::from_secs(5),
             driver: DriverOptions::default(),
             nsca_program: PathBuf::from("send_nsca"),
             notifier: Notifier::disabled(),
@@ -138,6 +144,8 @@ where
         observed: BTreeMap::new(),
         errors: BTreeMap::new(),
         orphans: BTreeSet::new(),
+        last_wanted: Desired::default(),
+        draining: desired::Draining::new(),
         adopted: false,
         daemon,
         pending: None,
@@ -185,6 +193,10 @@ struct Controller<K, M> {
     /// Services a previous configuration owned, to delete (fwmark changes, removed
     /// clusters) until a dump shows them gone.
     orphans: BTreeSet<ServiceKey>,
+    /// What the last pass wanted (before drains), to see which destinations leave.
+    last_wanted: Desired,
+    /// Destinations at weight 0 until their connections are done.
+    draining: desired::Draining,
     /// Whether the running clusters have been read from the kernel.
     adopted: bool,
     daemon: DaemonStatus,
@@ -692,7 +704,17 @@ impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
             Err(e) => tracing::error!("{e}; using the last known weights"),
         }
         self.choose_active_nodes();
-        let desired = desired::build(&self.model, &self.running, &self.weights);
+        let wanted = desired::build(&self.model, &self.running, &self.weights);
+        let mut desired = wanted.clone();
+        let drained = desired::drain(
+            &self.last_wanted,
+            &wanted,
+            &mut desired,
+            &mut self.draining,
+            Instant::now(),
+            self.options.drain,
+        );
+        self.last_wanted = wanted;
         let owned = self.owned();
         let report = reconcile::pass(&*self.kernel, &owned, &desired).await;
         for op in &report.applied {
@@ -742,6 +764,12 @@ impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
             self.backoff = None;
         } else {
             self.schedule_retry();
+        }
+        if let Some(end) = drained {
+            self.schedule(
+                Trigger::Drain,
+                end.saturating_duration_since(Instant::now()),
+            );
         }
         self.publish();
     }

@@ -10,6 +10,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::config::{Cluster, Model};
 use crate::ipvs::{Dest, ServiceKey};
@@ -138,6 +141,62 @@ pub fn build(
         }
     }
     desired
+}
+
+/// A destination that left a service that stays: kept at weight 0 until `until`, so the
+/// connections it still carries finish (IPVS drops the packets of a deleted real server's
+/// connections), then deleted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Drain {
+    pub until: Instant,
+    pub dest: Dest,
+}
+
+/// Drains by (service, address, port).
+pub type Draining = BTreeMap<(ServiceKey, IpAddr, u16), Drain>;
+
+/// Adds draining destinations to `desired` (a copy of `wanted`): every destination that was
+/// in `last` (what the previous pass wanted) but is not in `wanted`, for a service that is
+/// still wanted, stays at weight 0 for `period`. A destination wanted again stops
+/// draining; services no longer wanted are deleted with their destinations at once (a
+/// cluster stop). Returns the earliest time a drain ends, if any.
+pub fn drain(
+    last: &Desired,
+    wanted: &Desired,
+    desired: &mut Desired,
+    draining: &mut Draining,
+    now: Instant,
+    period: Duration,
+) -> Option<Instant> {
+    for (key, before) in &last.services {
+        let Some(after) = wanted.services.get(key) else {
+            continue;
+        };
+        for (id, dest) in &before.dests {
+            if !after.dests.contains_key(id) && !period.is_zero() {
+                draining.entry((*key, id.0, id.1)).or_insert_with(|| Drain {
+                    until: now + period,
+                    dest: Dest {
+                        weight: 0,
+                        ..dest.clone()
+                    },
+                });
+            }
+        }
+    }
+    draining.retain(|(key, addr, port), d| {
+        d.until > now
+            && wanted
+                .services
+                .get(key)
+                .is_some_and(|svc| !svc.dests.contains_key(&(*addr, *port)))
+    });
+    for ((key, addr, port), d) in draining.iter() {
+        if let Some(svc) = desired.services.get_mut(key) {
+            svc.dests.insert((*addr, *port), d.dest.clone());
+        }
+    }
+    draining.values().map(|d| d.until).min()
 }
 
 /// Every service key the configuration owns (main and relay fwmarks, running or not).
@@ -275,6 +334,56 @@ clusters:
       - {address: 10.0.0.9, port: 1, path: /, priority: 1}
       - {address: 10.0.0.2, port: 1, path: /, priority: 2}
 ";
+
+    #[test]
+    fn a_destination_leaving_a_service_drains_at_zero_then_goes() {
+        let m = model(AP);
+        let mut run = running(&["db"]);
+        let both = weights("db", &[("10.0.0.9", 80), ("10.0.0.10", 60)]);
+        run.get_mut(&ClusterName("db".into())).unwrap().active = Some(ip("10.0.0.9"));
+        let last = build(&m, &run, &both);
+        run.get_mut(&ClusterName("db".into())).unwrap().active = Some(ip("10.0.0.10"));
+        let wanted = build(&m, &run, &both);
+        let mut draining = Draining::new();
+        let t0 = Instant::now();
+        let period = Duration::from_secs(5);
+        let mut d = wanted.clone();
+        let end = drain(&last, &wanted, &mut d, &mut draining, t0, period);
+        assert_eq!(end, Some(t0 + period));
+        assert_eq!(
+            text(&d),
+            "-A -f 5 -s wrr\n-a -f 5 -r 10.0.0.9:0 -i -w 0 --tun-type ipip\n-a -f 5 -r 10.0.0.10:0 -i -w 60 --tun-type ipip\n",
+            "the new active node in, the old one at 0"
+        );
+        // Later passes keep it draining (the last pass wanted it out already) until the end.
+        let mut d = wanted.clone();
+        drain(
+            &wanted,
+            &wanted,
+            &mut d,
+            &mut draining,
+            t0 + Duration::from_secs(4),
+            period,
+        );
+        assert!(text(&d).contains("10.0.0.9:0 -i -w 0"));
+        let mut d = wanted.clone();
+        assert_eq!(
+            drain(&wanted, &wanted, &mut d, &mut draining, t0 + period, period),
+            None
+        );
+        assert_eq!(d, wanted);
+        // A stopped cluster's service goes at once, drains and all.
+        let mut d = Desired::default();
+        drain(
+            &last,
+            &Desired::default(),
+            &mut d,
+            &mut draining,
+            t0,
+            period,
+        );
+        assert!(d.services.is_empty() && draining.is_empty());
+    }
 
     #[test]
     fn active_passive_prefers_healthy_low_priority_numeric_address() {

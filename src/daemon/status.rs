@@ -215,15 +215,18 @@ pub enum Trigger {
     AntiEntropy,
     /// A retry after a failed pass.
     Retry,
+    /// A draining destination's time is up.
+    Drain,
 }
 
 impl Trigger {
-    pub const ALL: [Trigger; 5] = [
+    pub const ALL: [Trigger; 6] = [
         Trigger::Command,
         Trigger::Weights,
         Trigger::Remote,
         Trigger::AntiEntropy,
         Trigger::Retry,
+        Trigger::Drain,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -232,6 +235,7 @@ impl Trigger {
             Trigger::Remote => "remote",
             Trigger::AntiEntropy => "anti_entropy",
             Trigger::Retry => "retry",
+            Trigger::Drain => "drain",
         }
     }
 }
