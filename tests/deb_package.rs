@@ -141,6 +141,7 @@ fn the_package_holds_what_the_guide_promises() {
         "/usr/lib/systemd/system/bigbro.service",
         "/usr/lib/sysusers.d/bigbro.conf",
         "/usr/share/doc/bigbro/README.md",
+        "/usr/share/doc/bigbro/api.md",
         "/usr/share/doc/bigbro/copyright",
         "/usr/share/doc/bigbro/examples/big_brother.yml",
         "/usr/share/doc/bigbro/examples/bigbro.yml",
