@@ -122,18 +122,6 @@ kernel_test! {
         assert_rc("start, daemon gone", &agent("start", "web", &config), rc::ERR_GENERIC);
         assert_eq!(services(), sorted(&all));
 
-        let (status, _, stderr) = testbed::sh_status(&format!("{BIGBRO} ipvsadm -S -n"));
-        if status != 0 && stderr.contains("not implemented") {
-            // Until `bigbro ipvsadm` is built, the agent cannot read or change the kernel
-            // without the daemon: monitor and stop must fail rather than guess.
-            eprintln!("*** without_the_daemon: bigbro ipvsadm is not built yet: checking that monitor and stop fail honestly ***");
-            let run = agent("monitor", "web", &config);
-            assert_rc("monitor, daemon gone, no bigbro ipvsadm", &run, rc::ERR_GENERIC);
-            let run = agent("stop", "web", &config);
-            assert_rc("stop, daemon gone, no bigbro ipvsadm", &run, rc::ERR_GENERIC);
-            assert_eq!(services(), sorted(&all));
-            return;
-        }
         let run = agent("monitor", "web", &config);
         assert_rc("monitor, daemon gone, web live", &run, rc::ERR_GENERIC);
         assert!(run.stderr.contains("is live and nothing adjusts its weights"), "{}", run.stderr);
