@@ -73,6 +73,9 @@ enum Cmd {
         /// Ramp-up time of the nodes (0: weights follow health at once).
         #[arg(long, default_value_t = 0)]
         ramp_seconds: u64,
+        /// Nodes per cluster (one `set_cluster` call each).
+        #[arg(long, default_value_t = 10)]
+        cluster_size: usize,
     },
     /// The stub backends (started by `probe`).
     Stub {
@@ -97,6 +100,7 @@ fn main() -> anyhow::Result<()> {
             interval_ms,
             timeout_ms,
             ramp_seconds,
+            cluster_size,
         } => {
             let result = probe::run(&probe::Settings {
                 nodes,
@@ -104,6 +108,7 @@ fn main() -> anyhow::Result<()> {
                 interval: Duration::from_millis(interval_ms),
                 timeout: Duration::from_millis(timeout_ms),
                 ramp: Duration::from_secs(ramp_seconds),
+                cluster_size,
             })?;
             println!("{result}");
             Ok(())

@@ -27,8 +27,6 @@ use crate::usage;
 
 /// The health port every stub address listens on (litmus_paper's usual port).
 pub const PORT: u16 = 9292;
-/// Nodes per cluster, as in the kernel workload (1,000 services × 10).
-const CLUSTER_SIZE: usize = 10;
 /// A probe that starts later than this after its tick is late.
 const ON_TIME: Duration = Duration::from_millis(100);
 
@@ -46,6 +44,8 @@ pub struct Settings {
     pub interval: Duration,
     pub timeout: Duration,
     pub ramp: Duration,
+    /// Nodes per cluster (10: as in the kernel workload, 1,000 services × 10).
+    pub cluster_size: usize,
 }
 
 /// Every probe start and outcome, per target.
@@ -197,7 +197,37 @@ async fn measure(settings: &Settings) -> anyhow::Result<Value> {
         inner: NetProber::default(),
         record: record.clone(),
     };
+    // What one probe in progress holds in its task (the scheduler's task holds more).
+    let probe_future_bytes = {
+        let deadline = Instant::now();
+        std::mem::size_of_val(&NetProber::default().probe(&targets[0], settings.timeout, deadline))
+    };
 
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let thread_stalls = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut stalls = Stalls::default();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = std::time::Instant::now();
+                std::thread::sleep(STALL_TICK);
+                stalls.add(t.elapsed());
+            }
+            stalls
+        })
+    };
+    let tokio_stalls = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut stalls = Stalls::default();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let t = Instant::now();
+                tokio::time::sleep(STALL_TICK).await;
+                stalls.add(t.elapsed());
+            }
+            stalls
+        })
+    };
     let cpu0 = usage::cpu_time();
     let wall0 = Instant::now();
     let (handle, mut batches) = weight::spawn(DriverOptions::default(), prober);
@@ -208,7 +238,7 @@ async fn measure(settings: &Settings) -> anyhow::Result<Value> {
         }
         changes
     });
-    for (c, chunk) in targets.chunks(CLUSTER_SIZE).enumerate() {
+    for (c, chunk) in targets.chunks(settings.cluster_size.max(1)).enumerate() {
         let nodes = chunk
             .iter()
             .map(|t| {
@@ -226,16 +256,29 @@ async fn measure(settings: &Settings) -> anyhow::Result<Value> {
             .await?;
     }
     let setup = wall0.elapsed();
-    let end = wall0 + Duration::from_secs(settings.seconds);
+    let cpu_setup = usage::cpu_time() - cpu0;
+    let (user0, system0) = usage::cpu_times();
+    let rss_after_setup = usage::status_kib("VmRSS");
+    let peak_after_setup = usage::status_kib("VmHWM");
+    // The steady state: `seconds` from the moment every node is registered.
+    let steady = Instant::now();
+    let end = steady + Duration::from_secs(settings.seconds);
     tokio::time::sleep_until(end).await;
-    let cpu = usage::cpu_time() - cpu0;
-    let wall = wall0.elapsed();
+    let (user1, system1) = usage::cpu_times();
+    let (user, system) = (user1 - user0, system1 - system0);
+    let cpu = user + system;
+    let wall = steady.elapsed();
+    let from_us = (steady - record.t0).as_micros() as i64;
     let end_us = (end - record.t0).as_micros() as i64;
     let peak_rss = usage::status_kib("VmHWM");
+    let rss_end = usage::status_kib("VmRSS");
     drop(handle);
     let weight_changes = counter.await?;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let thread_stalls = thread_stalls.join().unwrap_or_default();
+    let tokio_stalls = tokio_stalls.await.unwrap_or_default();
 
-    let timing = on_time(&record, settings.interval, end_us);
+    let timing = on_time(&record, settings.interval, from_us, end_us);
     let (ok, failed) = record.slots.iter().fold((0u64, 0u64), |(ok, failed), s| {
         let s = s.lock().unwrap();
         (ok + u64::from(s.ok), failed + u64::from(s.failed))
@@ -246,21 +289,64 @@ async fn measure(settings: &Settings) -> anyhow::Result<Value> {
         "interval_seconds": settings.interval.as_secs_f64(),
         "timeout_seconds": settings.timeout.as_secs_f64(),
         "ramp_seconds": settings.ramp.as_secs_f64(),
+        "cluster_size": settings.cluster_size,
         "seconds": settings.seconds,
         "setup_seconds": setup.as_secs_f64(),
+        "setup_cpu_seconds": cpu_setup.as_secs_f64(),
         "cpu_seconds": cpu.as_secs_f64(),
+        "cpu_user_seconds": user.as_secs_f64(),
+        "cpu_system_seconds": system.as_secs_f64(),
+        "probe_future_bytes": probe_future_bytes,
         "wall_seconds": wall.as_secs_f64(),
         "cpu_share": cpu.as_secs_f64() / wall.as_secs_f64(),
         "peak_rss_kib": peak_rss,
+        "rss_after_setup_kib": rss_after_setup,
+        "peak_rss_after_setup_kib": peak_after_setup,
+        "rss_end_kib": rss_end,
         "probes_ok": ok,
         "probes_failed": failed,
         "errors": errors,
         "weight_changes": weight_changes,
+        "stalls": {
+            "thread": thread_stalls.json(),
+            "tokio": tokio_stalls.json(),
+        },
         "ticks": timing.ticks,
         "on_time": timing.on_time,
         "on_time_share": timing.on_time as f64 / timing.ticks.max(1) as f64,
         "lateness_ms": timing.lateness_ms,
     }))
+}
+
+/// How often the stall monitors look: a plain thread and a tokio task each sleep this
+/// long in a loop and record how much later than asked they woke. A late plain thread
+/// means the whole process (or machine) did not run; a late tokio task alone means the
+/// runtime was busy.
+const STALL_TICK: Duration = Duration::from_millis(10);
+
+#[derive(Default)]
+struct Stalls {
+    max: Duration,
+    /// Wake-ups later than ON_TIME.
+    over: u64,
+    total: u64,
+}
+
+impl Stalls {
+    fn add(&mut self, slept: Duration) {
+        let late = slept.saturating_sub(STALL_TICK);
+        self.max = self.max.max(late);
+        self.over += u64::from(late > ON_TIME);
+        self.total += 1;
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "max_ms": self.max.as_secs_f64() * 1000.0,
+            "wakeups_over_100ms": self.over,
+            "wakeups": self.total,
+        })
+    }
 }
 
 /// How punctual the probes were.
@@ -274,13 +360,15 @@ struct Timing {
 }
 
 /// Each target's ticks lie on a grid `g0 + k × interval` whose phase the scheduler chose
-/// at random. The grid is recovered from the starts themselves: every start's offset from
-/// the first one, modulo the interval, folded into (-interval/2, interval/2]; the
-/// earliest of these is the grid (at least one probe in 30 starts on time when the
-/// scheduler is healthy; if none did, lateness is underestimated by the smallest delay,
-/// and missing ticks still count as late). A tick with no start within ON_TIME is late,
-/// including a tick skipped altogether.
-fn on_time(record: &Record, interval: Duration, end_us: i64) -> Timing {
+/// at random. The grid is recovered from the starts themselves: their phases (time modulo
+/// the interval) sit on a circle, on-time starts bunched just after the grid's phase and
+/// late ones spread after them, never before; so the grid's phase is the first phase
+/// after the largest empty arc. (This needs some starts on time; if none were, lateness
+/// is underestimated, and missing ticks still count as late.) A tick with no start within
+/// ON_TIME is late, including a tick skipped altogether. Only ticks in
+/// [`from_us`, `end_us` - ON_TIME] count (the steady state; the last ON_TIME is cut so
+/// every counted tick had its chance).
+fn on_time(record: &Record, interval: Duration, from_us: i64, end_us: i64) -> Timing {
     let period = interval.as_micros() as i64;
     let tolerance = ON_TIME.as_micros() as i64;
     let (mut ticks, mut on_time) = (0u64, 0u64);
@@ -288,37 +376,53 @@ fn on_time(record: &Record, interval: Duration, end_us: i64) -> Timing {
     for slot in &record.slots {
         let slot = slot.lock().unwrap();
         let last = end_us - tolerance;
-        let Some(&first) = slot.starts.first() else {
+        if slot.starts.is_empty() {
             // Never probed: every tick of the run was missed.
-            ticks += (last.max(0) / period) as u64;
+            ticks += ((last - from_us).max(0) / period) as u64;
             continue;
+        }
+        let mut phases: Vec<i64> = slot
+            .starts
+            .iter()
+            .map(|&s| i64::from(s).rem_euclid(period))
+            .collect();
+        phases.sort_unstable();
+        let n = phases.len();
+        let gap_before = |i: usize| {
+            if i == 0 {
+                phases[0] + period - phases[n - 1]
+            } else {
+                phases[i] - phases[i - 1]
+            }
         };
-        let first = i64::from(first);
+        let grid_phase = phases[(0..n).max_by_key(|&i| gap_before(i)).unwrap_or(0)];
+        let first = i64::from(slot.starts[0]);
+        let grid0 = first - (first - grid_phase).rem_euclid(period);
         let offsets: Vec<i64> = slot
             .starts
             .iter()
-            .map(|&s| {
-                let r = (i64::from(s) - first).rem_euclid(period);
-                if r > period / 2 {
-                    r - period
-                } else {
-                    r
-                }
-            })
+            .map(|&s| (i64::from(s) - grid_phase).rem_euclid(period))
             .collect();
-        let base = offsets.iter().copied().min().unwrap_or(0);
-        let grid0 = first + base;
-        // Ticks whose on-time window closed before the end of the run.
-        let target_ticks = if grid0 > last {
-            0
+        // The grid's ticks inside the window.
+        let k_min = if from_us > grid0 {
+            (from_us - grid0 + period - 1) / period
         } else {
-            ((last - grid0) / period + 1) as u64
+            0
         };
+        let k_max = if last >= grid0 {
+            (last - grid0) / period
+        } else {
+            -1
+        };
+        let target_ticks = (k_max - k_min + 1).max(0) as u64;
         let mut good = 0u64;
-        for (&s, &off) in slot.starts.iter().zip(&offsets) {
-            let late = off - base;
+        for (&s, &late) in slot.starts.iter().zip(&offsets) {
+            let tick = i64::from(s) - late;
+            if tick < from_us || tick > last {
+                continue;
+            }
             lateness.push(late);
-            if late <= tolerance && i64::from(s) - late <= last {
+            if late <= tolerance {
                 good += 1;
             }
         }

@@ -51,7 +51,7 @@ pub fn run(addrs: Vec<Ipv4Addr>, port: u16) -> anyhow::Result<()> {
                 }
             });
         }
-        let cpu0 = usage::cpu_time();
+        let (user0, system0) = usage::cpu_times();
         let wall0 = Instant::now();
         println!("ready");
         std::io::stdout().flush()?;
@@ -61,9 +61,13 @@ pub fn run(addrs: Vec<Ipv4Addr>, port: u16) -> anyhow::Result<()> {
             for _ in stdin.lock().lines() {}
         })
         .await?;
+        let (user, system) = usage::cpu_times();
+        let (user, system) = (user - user0, system - system0);
         let report = serde_json::json!({
             "requests": served.get(),
-            "cpu_seconds": (usage::cpu_time() - cpu0).as_secs_f64(),
+            "cpu_seconds": (user + system).as_secs_f64(),
+            "cpu_user_seconds": user.as_secs_f64(),
+            "cpu_system_seconds": system.as_secs_f64(),
             "wall_seconds": wall0.elapsed().as_secs_f64(),
             "peak_rss_kib": usage::status_kib("VmHWM"),
         });

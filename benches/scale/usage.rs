@@ -7,14 +7,20 @@ use nix::sys::resource::{getrlimit, getrusage, setrlimit, Resource, UsageWho};
 
 /// User plus system CPU time of this process (all threads) so far.
 pub fn cpu_time() -> Duration {
+    let (user, system) = cpu_times();
+    user + system
+}
+
+/// User and system CPU time of this process (all threads) so far.
+pub fn cpu_times() -> (Duration, Duration) {
     match getrusage(UsageWho::RUSAGE_SELF) {
         Ok(u) => {
             let tv = |t: nix::sys::time::TimeVal| {
                 Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000)
             };
-            tv(u.user_time()) + tv(u.system_time())
+            (tv(u.user_time()), tv(u.system_time()))
         }
-        Err(_) => Duration::ZERO,
+        Err(_) => (Duration::ZERO, Duration::ZERO),
     }
 }
 

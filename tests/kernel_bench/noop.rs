@@ -2,8 +2,11 @@
 //! desired, `reconcile::pass` reads the state (one service dump and one destination dump
 //! per owned service: IPVS has no "all destinations" dump) and writes nothing. Also timed,
 //! as yardsticks: one service dump alone, a pass that has one weight to fix (the reaction
-//! path), and `ipvsadm -S -n` (big_brother's read-back of the same table).
+//! path), the same fix by a pass limited to the one changed service, 1,001 bare netlink
+//! round trips (GET_INFO: the floor under 1,001 dumps), and `ipvsadm -S -n` (big_brother's
+//! read-back of the same table).
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use bigbro::ipvs::{Client, Dest};
@@ -66,6 +69,37 @@ pub fn run() {
             assert_eq!(report.applied.len(), 1, "{:?}", report.applied);
         }
 
+        // The same fix with the pass limited to the one service that changed.
+        let mut one_service = Vec::new();
+        for i in 0..passes {
+            let (svc, _) = &state[i * 41 % state.len()];
+            let slot = desired_now
+                .services
+                .get_mut(&svc.key)
+                .and_then(|s| s.dests.values_mut().next())
+                .expect("a destination");
+            *slot = Dest {
+                weight: 1000 + i as u32,
+                ..slot.clone()
+            };
+            let scope = BTreeSet::from([svc.key]);
+            let started = Instant::now();
+            let report = reconcile::pass(&client, &scope, &desired_now).await;
+            one_service.push(started.elapsed());
+            assert!(report.is_clean(), "pass failed: {report:?}");
+            assert_eq!(report.applied.len(), 1, "{:?}", report.applied);
+        }
+
+        // The floor: 1,001 netlink round trips that carry almost nothing (GET_INFO).
+        let mut round_trips = Vec::new();
+        for _ in 0..3 {
+            let started = Instant::now();
+            for _ in 0..=SERVICES {
+                client.info().await.expect("GET_INFO");
+            }
+            round_trips.push(started.elapsed());
+        }
+
         let runs = setting("BIGBRO_BENCH_RUNS", 3);
         let save_args = ["-S".to_string(), "-n".to_string()];
         let save: Vec<Duration> = (0..runs)
@@ -79,6 +113,8 @@ pub fn run() {
             ("bigbro_noop_pass", &noop),
             ("bigbro_service_dump", &dump),
             ("bigbro_pass_one_change", &one_change),
+            ("bigbro_pass_one_service", &one_service),
+            ("bigbro_1001_get_info", &round_trips),
             ("ipvsadm_save", &save),
         ] {
             emit(json!({
