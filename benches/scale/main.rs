@@ -77,6 +77,13 @@ enum Cmd {
         #[arg(long, default_value_t = 10)]
         cluster_size: usize,
     },
+    /// Renders the table again from a results JSON file (as `all` writes it).
+    Render {
+        /// The JSON file.
+        json: PathBuf,
+        #[command(flatten)]
+        out: Out,
+    },
     /// The stub backends (started by `probe`).
     Stub {
         #[arg(long)]
@@ -120,6 +127,23 @@ fn main() -> anyhow::Result<()> {
                 run.probing(nodes, seconds)?;
             }
             run.finish(&out.out)
+        }
+        Cmd::Render { json, out } => {
+            let raw: Value = serde_json::from_str(&std::fs::read_to_string(&json)?)
+                .with_context(|| format!("reading {}", json.display()))?;
+            let m = &raw["machine"];
+            let text = |v: &Value| v.as_str().unwrap_or("?").to_string();
+            let machine = table::Machine {
+                date: text(&m["date"]),
+                host: text(&m["host"]),
+                guest: text(&m["guest"]),
+                load: text(&m["load"]),
+            };
+            let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
+            let rendered = table::render(&machine, &list(&raw["kernel"]), &list(&raw["probing"]));
+            std::fs::write(&out.out, &rendered)?;
+            println!("{rendered}");
+            Ok(())
         }
         Cmd::Kernel { out } => {
             let mut run = Run::start();

@@ -178,9 +178,11 @@ pub fn render(machine: &Machine, kernel: &[Value], probing: &[Value]) -> String 
         };
         let _ = writeln!(
             t,
-            "| 3 | probing {nodes} nodes every {}s, {:.0}s of steady state: CPU (share of one core) | {:.1} % | | | {} | {} |",
+            "| 3 | probing {nodes} nodes every {}s, {:.0}s of steady state: CPU, share of one core (user {:.1} %, system {:.1} %) | {:.1} % | | | {} | {} |",
             num(p, "interval_seconds"),
             wall,
+            num(p, "cpu_user_seconds") / wall * 100.0,
+            num(p, "cpu_system_seconds") / wall * 100.0,
             cpu_share * 100.0,
             target("≤ 10 %"),
             if big { met(cpu_share <= 0.10) } else { "" }
@@ -210,6 +212,16 @@ pub fn render(machine: &Machine, kernel: &[Value], probing: &[Value]) -> String 
             on_time * 100.0,
             target("≥ 99.9 %"),
             if big { met(on_time >= 0.999) } else { "" }
+        );
+        let _ = writeln!(
+            t,
+            "| 3 | probing {nodes}: stall monitors, how late a 10 ms sleep woke: plain thread max {:.0} ms ({} of {} wake-ups > 100 ms), tokio task max {:.0} ms ({} of {}) | | | | | |",
+            num(&p["stalls"]["thread"], "max_ms"),
+            p["stalls"]["thread"]["wakeups_over_100ms"],
+            p["stalls"]["thread"]["wakeups"],
+            num(&p["stalls"]["tokio"], "max_ms"),
+            p["stalls"]["tokio"]["wakeups_over_100ms"],
+            p["stalls"]["tokio"]["wakeups"]
         );
         let _ = writeln!(
             t,
