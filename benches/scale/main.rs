@@ -76,6 +76,10 @@ enum Cmd {
         /// Nodes per cluster (one `set_cluster` call each).
         #[arg(long, default_value_t = 10)]
         cluster_size: usize,
+        /// tokio worker threads (default: one per CPU, as the daemon's runtime); 0 runs
+        /// everything on one current-thread runtime.
+        #[arg(long)]
+        threads: Option<usize>,
     },
     /// Renders the table again from a results JSON file (as `all` writes it).
     Render {
@@ -108,6 +112,7 @@ fn main() -> anyhow::Result<()> {
             timeout_ms,
             ramp_seconds,
             cluster_size,
+            threads,
         } => {
             let result = probe::run(&probe::Settings {
                 nodes,
@@ -116,6 +121,8 @@ fn main() -> anyhow::Result<()> {
                 timeout: Duration::from_millis(timeout_ms),
                 ramp: Duration::from_secs(ramp_seconds),
                 cluster_size,
+                threads: threads
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
             })?;
             println!("{result}");
             Ok(())

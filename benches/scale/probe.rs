@@ -46,6 +46,8 @@ pub struct Settings {
     pub ramp: Duration,
     /// Nodes per cluster (10: as in the kernel workload, 1,000 services × 10).
     pub cluster_size: usize,
+    /// tokio worker threads; 0 for a current-thread runtime.
+    pub threads: usize,
 }
 
 /// Every probe start and outcome, per target.
@@ -144,9 +146,16 @@ pub fn run(settings: &Settings) -> anyhow::Result<Value> {
         bail!("the stub did not start: {line:?}");
     }
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    // The daemon's kind of runtime: multi-threaded, one worker per CPU (or as asked).
+    let runtime = match settings.threads {
+        0 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()?,
+    };
     let rss_before = usage::status_kib("VmRSS");
     let measured = runtime.block_on(measure(settings));
     drop(runtime);
@@ -258,6 +267,7 @@ async fn measure(settings: &Settings) -> anyhow::Result<Value> {
     let setup = wall0.elapsed();
     let cpu_setup = usage::cpu_time() - cpu0;
     let (user0, system0) = usage::cpu_times();
+    let (vcsw0, ivcsw0) = usage::context_switches();
     let rss_after_setup = usage::status_kib("VmRSS");
     let peak_after_setup = usage::status_kib("VmHWM");
     // The steady state: `seconds` from the moment every node is registered.
@@ -265,6 +275,7 @@ async fn measure(settings: &Settings) -> anyhow::Result<Value> {
     let end = steady + Duration::from_secs(settings.seconds);
     tokio::time::sleep_until(end).await;
     let (user1, system1) = usage::cpu_times();
+    let (vcsw1, ivcsw1) = usage::context_switches();
     let (user, system) = (user1 - user0, system1 - system0);
     let cpu = user + system;
     let wall = steady.elapsed();
@@ -290,6 +301,8 @@ async fn measure(settings: &Settings) -> anyhow::Result<Value> {
         "timeout_seconds": settings.timeout.as_secs_f64(),
         "ramp_seconds": settings.ramp.as_secs_f64(),
         "cluster_size": settings.cluster_size,
+        "worker_threads": settings.threads,
+        "context_switches": {"voluntary": vcsw1 - vcsw0, "involuntary": ivcsw1 - ivcsw0},
         "seconds": settings.seconds,
         "setup_seconds": setup.as_secs_f64(),
         "setup_cpu_seconds": cpu_setup.as_secs_f64(),

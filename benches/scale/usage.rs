@@ -24,6 +24,17 @@ pub fn cpu_times() -> (Duration, Duration) {
     }
 }
 
+/// Voluntary and involuntary context switches of this process so far.
+pub fn context_switches() -> (i64, i64) {
+    match getrusage(UsageWho::RUSAGE_SELF) {
+        Ok(u) => (
+            u.voluntary_context_switches(),
+            u.involuntary_context_switches(),
+        ),
+        Err(_) => (0, 0),
+    }
+}
+
 /// A `/proc/self/status` field in KiB (`VmHWM`: peak RSS, `VmRSS`: current RSS).
 pub fn status_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
