@@ -25,8 +25,17 @@ use netlink_proto::{NetlinkCodec, NetlinkMessageCodec};
 
 /// `NFNL_SUBSYS_NFTABLES`: the high byte of an nf_tables message's type.
 const SUBSYS_NFTABLES: u16 = 10;
+/// NFT_MSG_NEWRULE, _GETRULE, _DELRULE: all decoded as a rule.
+const RULE_MESSAGES: std::ops::RangeInclusive<u8> = 6..=8;
+/// NFT_MSG_NEWSET, _GETSET, _DELSET.
+const SET_MESSAGES: std::ops::RangeInclusive<u8> = 9..=11;
+/// NFT_MSG_NEWSETELEM, _GETSETELEM, _DELSETELEM.
+const SET_ELEMENT_MESSAGES: std::ops::RangeInclusive<u8> = 12..=14;
+#[cfg(test)]
 const NFT_MSG_NEWRULE: u8 = 6;
+#[cfg(test)]
 const NFT_MSG_NEWSET: u8 = 9;
+#[cfg(test)]
 const NFT_MSG_NEWSETELEM: u8 = 12;
 const NFTA_RULE_EXPRESSIONS: u16 = 4;
 const NFTA_SET_EXPR: u16 = 17;
@@ -69,14 +78,18 @@ pub fn decodable(message: &[u8]) -> bool {
     let Some(attrs) = message.get(ATTRS_START..header.length() as usize) else {
         return true;
     };
-    let wanted: &[(u16, Check)] = match (msg_type & 0xff) as u8 {
-        NFT_MSG_NEWRULE => &[(NFTA_RULE_EXPRESSIONS, expression_list)],
-        NFT_MSG_NEWSET => &[
+    let msg = (msg_type & 0xff) as u8;
+    let wanted: &[(u16, Check)] = if RULE_MESSAGES.contains(&msg) {
+        &[(NFTA_RULE_EXPRESSIONS, expression_list)]
+    } else if SET_MESSAGES.contains(&msg) {
+        &[
             (NFTA_SET_EXPR, one_attribute),
             (NFTA_SET_EXPRESSIONS, expression_list),
-        ],
-        NFT_MSG_NEWSETELEM => &[(NFTA_SET_ELEM_LIST_ELEMENTS, set_elements)],
-        _ => return true,
+        ]
+    } else if SET_ELEMENT_MESSAGES.contains(&msg) {
+        &[(NFTA_SET_ELEM_LIST_ELEMENTS, set_elements)]
+    } else {
+        return true;
     };
     each(attrs, |kind, value| {
         wanted.iter().all(|(k, check)| *k != kind || check(value))
@@ -253,6 +266,35 @@ mod tests {
             at += len;
         }
         assert!(at > 1000, "{at}");
+    }
+
+    #[test]
+    fn get_and_delete_messages_are_checked_like_new_ones() {
+        // Found by fuzzing: NFT_MSG_GETRULE is decoded as a rule too.
+        let bad = rule_with("cmp", 3, &[2, 0, 1, 0]);
+        for msg in 6..=8u8 {
+            let mut m = bad.clone();
+            m[4] = msg;
+            assert!(!decodable(&m), "message type {msg}");
+        }
+        let set = message(NFT_MSG_NEWSET, &nla(NFTA_SET_EXPR, &[2, 0, 1, 0]));
+        let elem = message(
+            NFT_MSG_NEWSETELEM,
+            &nla(
+                NFTA_SET_ELEM_LIST_ELEMENTS,
+                &nla(NFTA_LIST_ELEM, &nla(NFTA_SET_ELEM_KEY, &[2, 0, 1, 0])),
+            ),
+        );
+        for offset in 0..=2u8 {
+            let (mut s, mut e) = (set.clone(), elem.clone());
+            s[4] += offset;
+            e[4] += offset;
+            assert!(!decodable(&s) && !decodable(&e), "offset {offset}");
+        }
+        // Other message types are the crate's own business.
+        let mut chain = bad.clone();
+        chain[4] = 3;
+        assert!(decodable(&chain));
     }
 
     #[test]
