@@ -16,7 +16,7 @@
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bigbro::health::{
@@ -27,7 +27,14 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Runs `body` alone (the process-wide figures would count another test's runtime) on a
+/// runtime built by `builder`.
+fn alone<F: Future<Output = ()>>(mut builder: tokio::runtime::Builder, body: impl FnOnce() -> F) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    builder.enable_all().build().unwrap().block_on(body());
+}
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
@@ -96,9 +103,14 @@ async fn hanging_endpoint(open: Arc<Open>) -> SocketAddr {
     addr
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn five_hundred_hanging_targets_leak_no_descriptors_tasks_or_memory() {
-    let _serial = SERIAL.lock().await;
+#[test]
+fn five_hundred_hanging_targets_leak_no_descriptors_tasks_or_memory() {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.worker_threads(2);
+    alone(runtime, five_hundred_hanging_targets);
+}
+
+async fn five_hundred_hanging_targets() {
     const TARGETS: usize = 500;
     const ENDPOINTS: usize = 5;
     const INTERVALS: usize = 15;
@@ -248,9 +260,14 @@ impl Prober for Hanging {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn two_hundred_thousand_timeouts_on_the_paused_clock_keep_tasks_and_memory_flat() {
-    let _serial = SERIAL.lock().await;
+#[test]
+fn two_hundred_thousand_timeouts_on_the_paused_clock_keep_tasks_and_memory_flat() {
+    let mut runtime = tokio::runtime::Builder::new_current_thread();
+    runtime.start_paused(true);
+    alone(runtime, two_hundred_thousand_timeouts);
+}
+
+async fn two_hundred_thousand_timeouts() {
     const TARGETS: usize = 500;
     const INTERVALS: u32 = 400;
     let settings = ProbeSettings {
