@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use bigbro::api::client;
 use bigbro::config;
 
 /// Where the configuration is read from unless `-c` says otherwise.
@@ -40,8 +41,8 @@ enum Command {
         #[arg(long)]
         nft: bool,
     },
-    /// Run the daemon. For now it loads, validates and reports the configuration, then
-    /// exits: probing and programming IPVS are not built yet.
+    /// Run the daemon: probe every running cluster's nodes, program IPVS and the mark
+    /// rules, reload on SIGHUP, exit on SIGTERM leaving the kernel as it is.
     Daemon {
         /// Configuration file (big_brother's -c).
         #[arg(short = 'c', long = "config", default_value = DEFAULT_CONFIG)]
@@ -62,6 +63,78 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+    /// Show the running daemon's clusters and nodes (health, weights, ramp, last probe).
+    Status {
+        /// Only this cluster.
+        cluster: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Start a cluster: create its IPVS service (big_brother's PUT /cluster/NAME).
+    Start {
+        cluster: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Stop a cluster: delete its IPVS services (big_brother's DELETE /cluster/NAME).
+    Stop {
+        cluster: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Drain a node: weight 0 while it stays in IPVS, until `undrain` (or --for expires).
+    Drain {
+        cluster: String,
+        /// The node's address.
+        node: String,
+        /// Why (shown in status, the API and the log); default names the user.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Lift the drain by itself after this many seconds.
+        #[arg(long = "for", value_name = "SECONDS")]
+        for_seconds: Option<f64>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Clear a node's override: its weight follows its health again.
+    Undrain {
+        cluster: String,
+        /// The node's address.
+        node: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Make the daemon re-read its configuration (like SIGHUP); prints the errors if the
+    /// file is refused (the running configuration then stays as it is).
+    Reload {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+/// Where the daemon's HTTP API is.
+#[derive(clap::Args, Debug)]
+struct ApiArgs {
+    /// The daemon's HTTP API.
+    #[arg(long, default_value = bigbro::api::client::DEFAULT_URL)]
+    url: String,
+    /// File holding the API token (needed for changes when the daemon requires one).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Print the daemon's JSON answer instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+impl ApiArgs {
+    fn run(self, command: bigbro::api::client::Command) -> ExitCode {
+        let target = bigbro::api::client::Target {
+            url: self.url,
+            token_file: self.token_file,
+            json: self.json,
+        };
+        bigbro::api::client::run(&target, command).finish()
+    }
 }
 
 fn main() -> ExitCode {
@@ -85,6 +158,25 @@ fn main() -> ExitCode {
             binding,
         } => daemon(&config, data_dir, port, binding),
         Command::Ipvsadm { args } => run_ipvsadm(args),
+        Command::Status { cluster, api } => api.run(client::Command::Status { cluster }),
+        Command::Start { cluster, api } => api.run(client::Command::Start { cluster }),
+        Command::Stop { cluster, api } => api.run(client::Command::Stop { cluster }),
+        Command::Drain {
+            cluster,
+            node,
+            reason,
+            for_seconds,
+            api,
+        } => api.run(client::Command::Drain {
+            cluster,
+            node,
+            reason,
+            ttl_seconds: for_seconds,
+        }),
+        Command::Undrain { cluster, node, api } => {
+            api.run(client::Command::Undrain { cluster, node })
+        }
+        Command::Reload { api } => api.run(client::Command::Reload),
     }
 }
 
@@ -130,58 +222,19 @@ fn check(path: &Path, ipvs_only: bool, nft_only: bool) -> ExitCode {
     }
 }
 
-/// `bigbro daemon`, as far as it exists: load and validate the configuration, apply the
-/// command-line overrides and report what would run.
+/// `bigbro daemon`.
 fn daemon(
     path: &Path,
     data_dir: Option<PathBuf>,
     port: Option<u16>,
     binding: Option<IpAddr>,
 ) -> ExitCode {
-    tracing::info!(config = %path.display(), "starting bigbro");
-    let model = match config::load(path) {
-        Ok(m) => m,
-        Err(errors) => {
-            for d in &errors.list {
-                tracing::error!("{d}");
-            }
-            tracing::error!(
-                "{} is not valid ({}); nothing was started",
-                path.display(),
-                errors.count_text()
-            );
-            return ExitCode::from(1);
-        }
-    };
-    let settings = model.settings.clone().with_cli(data_dir, port, binding);
-    tracing::info!(
-        clusters = model.clusters.len(),
-        spelling = ?model.spelling,
-        "configuration {} is valid",
-        path.display()
-    );
-    for c in &model.clusters {
-        tracing::debug!(
-            cluster = %c.name,
-            fwmark = %c.fwmark,
-            scheduler = %c.scheduler.as_str(),
-            nodes = c.nodes.len(),
-            interpol = c.interpol.len(),
-            vips = c.vips.len(),
-            relay = ?c.relay_fwmark().map(|m| m.get()),
-            "cluster"
-        );
-    }
-    tracing::info!(
-        api = %settings.api.listen,
-        data_dir = %settings.data_dir.display(),
-        state_dir = %settings.state_dir.display(),
-        "settings"
-    );
-    tracing::warn!(
-        "the daemon proper (probes, IPVS, API) is not built yet: stopping after validation"
-    );
-    ExitCode::SUCCESS
+    bigbro::daemon::run::main(bigbro::daemon::run::Args {
+        config: path.to_path_buf(),
+        data_dir,
+        port,
+        binding,
+    })
 }
 
 fn run_ipvsadm(_args: Vec<std::ffi::OsString>) -> ExitCode {

@@ -7,7 +7,8 @@
 #                                  (through the shared root file system) in the guest;
 #    qemu-system-x86               boots the test kernel (TCG, no KVM needed);
 #    busybox-static                the guest's first-stage init and module loader;
-#    kmod, xz-utils                depmod and xz, to prepare the kernel cache below.
+#    kmod, xz-utils                depmod and xz, to prepare the kernel cache below;
+#    chromium                      loads the status page headless (tests/api_ui.rs).
 # 2. The test kernel (no root needed): the Debian kernel package linux-image-amd64 depends
 #    on, fetched with `apt-get download` and unpacked into .cache/kernel/<version>/, keeping
 #    only what the test bed loads (networking, netfilter, IPVS, 9p and virtio modules), with
@@ -25,7 +26,7 @@ need_root() {
 }
 
 # --- 1. Debian packages -------------------------------------------------------------------
-PKGS="nftables iproute2 ipvsadm qemu-system-x86 busybox-static kmod xz-utils"
+PKGS="nftables iproute2 ipvsadm qemu-system-x86 busybox-static kmod xz-utils chromium"
 missing=""
 for p in $PKGS; do
   dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' || missing="$missing $p"

@@ -7,15 +7,19 @@
 //! "no such service" becomes a re-creation, and a deletion of something already gone is
 //! simply finished. What still fails after that is reported to the caller (logs, API,
 //! metrics) and retried on the next pass; it is never ignored. A failed dump changes
-//! nothing in the kernel.
+//! nothing in the kernel. The nf_tables mark rules (`marks`) and the IPVS sync daemons
+//! (`daemons`) are reconciled the same way: read back, compare, change what differs.
 
+pub mod daemons;
 pub mod diff;
 pub mod kernel;
+pub mod marks;
 
 use std::collections::BTreeSet;
 
 pub use diff::{diff, Desired, DesiredService, Observed};
 pub use kernel::{FakeKernel, IpvsKernel};
+pub use marks::{FakeMarks, MarkTable};
 
 use crate::ipvs::{self, Op, ServiceKey};
 
