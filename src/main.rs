@@ -57,7 +57,8 @@ enum Command {
         #[arg(short = 'b', long = "binding")]
         binding: Option<IpAddr>,
     },
-    /// An ipvsadm-compatible command line (also used when invoked as `ipvsadm`).
+    /// An ipvsadm-compatible command line (also used when invoked as `ipvsadm`); add
+    /// `--json` to a listing (`-L`) for machine-readable output.
     #[command(disable_help_flag = true)]
     Ipvsadm {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -144,8 +145,15 @@ fn main() -> ExitCode {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     if invoked_as == "ipvsadm" || invoked_as == "bigbro-ipvsadm" {
+        // ipvsadm prints argv[0] as it was given (e.g. in "Try `/sbin/ipvsadm -h' ...").
         let args: Vec<_> = std::env::args_os().skip(1).collect();
-        return run_ipvsadm(args);
+        return run_ipvsadm(&argv0.to_string_lossy(), args);
+    }
+    // `bigbro ipvsadm ...`: hand every following word over untouched (clap would claim
+    // `--`, `-h` and friends).
+    if std::env::args_os().nth(1).is_some_and(|a| a == "ipvsadm") {
+        let args: Vec<_> = std::env::args_os().skip(2).collect();
+        return run_ipvsadm("ipvsadm", args);
     }
     let cli = Cli::parse();
     init_logging(cli.verbose);
@@ -157,7 +165,7 @@ fn main() -> ExitCode {
             port,
             binding,
         } => daemon(&config, data_dir, port, binding),
-        Command::Ipvsadm { args } => run_ipvsadm(args),
+        Command::Ipvsadm { args } => run_ipvsadm("ipvsadm", args),
         Command::Status { cluster, api } => api.run(client::Command::Status { cluster }),
         Command::Start { cluster, api } => api.run(client::Command::Start { cluster }),
         Command::Stop { cluster, api } => api.run(client::Command::Stop { cluster }),
@@ -237,7 +245,7 @@ fn daemon(
     })
 }
 
-fn run_ipvsadm(_args: Vec<std::ffi::OsString>) -> ExitCode {
-    eprintln!("bigbro ipvsadm: not implemented yet");
-    ExitCode::from(2)
+/// ipvsadm 1.31, byte for byte, on bigbro's netlink client (see `bigbro::adm`).
+fn run_ipvsadm(program: &str, args: Vec<std::ffi::OsString>) -> ExitCode {
+    ExitCode::from(bigbro::adm::main(program, args))
 }

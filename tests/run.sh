@@ -12,4 +12,4 @@ cargo fmt --check
 echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 echo "== cargo test"
-cargo test --locked "$@"
+cargo test --locked --no-fail-fast "$@"

@@ -10,7 +10,7 @@ use std::time::Duration;
 use nix::libc;
 use tokio::time::{timeout_at, Instant};
 
-use super::testing::{spawn_fake, spawn_fake_with, Fake};
+use super::testing::{spawn_fake, spawn_fake_opts, spawn_fake_with, test_options, Fake};
 use super::*;
 use crate::health::{ProbeError, Script, Target};
 use crate::ipvs::{Dest, Op, Service, ServiceKey};
@@ -644,4 +644,61 @@ async fn shutdown_leaves_the_kernel_as_it_is() {
     assert_eq!(h.start("db").await, Err(Error::Stopped));
     assert_eq!(t.fake.marks.rules().len(), 1);
     let _ = spawn_fake; // (the plain constructor is covered by the API's tests)
+}
+
+/// Nagios on the real clock: it runs `send_nsca` (here a script that appends its arguments
+/// and standard input to a file) as processes, which the paused clock cannot wait for.
+#[tokio::test]
+async fn nagios_is_told_only_when_the_number_of_nodes_down_changes() {
+    let (dir, path) = write(
+        "\
+clusters:
+  - cluster_name: web
+    fwmark: 7
+    scheduler: wrr
+    check_interval: 0.1
+    ramp_up_time: 0
+    nagios: {server: nsca.example, host: lb1, check: web_pool}
+    nodes:
+      - {address: 10.0.0.1, port: 9292, path: /s}
+      - {address: 10.0.0.2, port: 9292, path: /s}
+      - {address: 10.0.0.3, port: 9292, path: /s}
+",
+    );
+    let out = dir.path().join("sent");
+    let script = dir.path().join("send_nsca");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\n{{ echo \"$@\"; cat; }} >> {}\n", out.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut options = test_options(&path);
+    options.nsca_program = script;
+    let fake = spawn_fake_opts(FakeKernel::new(), options).unwrap();
+    let h = &fake.handle;
+    let sent = || std::fs::read_to_string(&out).unwrap_or_default();
+    let wait_lines = |n: usize| async move {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while sent().lines().count() < n {
+            assert!(Instant::now() < deadline, "only {:?}", sent());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    h.start("web").await.unwrap();
+    wait_lines(2).await;
+    fake.prober.set(&target("10.0.0.3"), down());
+    wait_lines(4).await;
+    fake.prober.set(&target("10.0.0.2"), down());
+    wait_lines(6).await;
+    // Same count for a while: nothing more is sent.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        sent(),
+        "-H nsca.example -d ,\nlb1,web_pool,0,OK all nodes up\n\
+         -H nsca.example -d ,\nlb1,web_pool,1,WARNING a node is down\n\
+         -H nsca.example -d ,\nlb1,web_pool,2,CRITICAL 50% of nodes are down\n"
+    );
+    assert_eq!(h.metrics().nagios_sent, 3);
 }

@@ -34,15 +34,25 @@ pub fn spawn_fake(config_path: &Path) -> Result<Fake, Errors> {
 
 /// The same, on a fake kernel the test has filled (to test adoption).
 pub fn spawn_fake_with(config_path: &Path, kernel: FakeKernel) -> Result<Fake, Errors> {
-    let model = config::load(config_path)?;
-    let kernel = Arc::new(kernel);
-    let marks = Arc::new(FakeMarks::new());
-    let prober = ScriptedProber::new();
+    spawn_fake_opts(kernel, test_options(config_path))
+}
+
+/// Options for a daemon on fakes: a fixed probe jitter seed.
+pub fn test_options(config_path: &Path) -> Options {
     let mut options = Options::new(config_path);
     options.driver = DriverOptions {
         jitter_seed: Some(7),
         ..DriverOptions::default()
     };
+    options
+}
+
+/// The same with the test's own options (nagios program, drain time...).
+pub fn spawn_fake_opts(kernel: FakeKernel, options: Options) -> Result<Fake, Errors> {
+    let model = config::load(&options.config_path)?;
+    let kernel = Arc::new(kernel);
+    let marks = Arc::new(FakeMarks::new());
+    let prober = ScriptedProber::new();
     let (handle, task) = spawn(
         model,
         options,

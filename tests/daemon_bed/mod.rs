@@ -223,6 +223,11 @@ pub struct Traffic {
 impl Traffic {
     /// Sends `batch` sequential requests (each on a new connection) at a time to VIP:80.
     pub fn start(plane: Arc<DataPlane>, batch: usize) -> Traffic {
+        Traffic::paced(plane, batch, Duration::ZERO)
+    }
+
+    /// The same, pausing `pause` between batches (to leave the guest's one CPU some room).
+    pub fn paced(plane: Arc<DataPlane>, batch: usize, pause: Duration) -> Traffic {
         let stop = Arc::new(AtomicBool::new(false));
         let batches = Arc::new(Mutex::new(Vec::new()));
         let thread = {
@@ -233,6 +238,9 @@ impl Traffic {
                     let tally = plane.client().tally(vip, batch);
                     let at = Instant::now();
                     batches.lock().unwrap().push(Batch { at, tally });
+                    if !pause.is_zero() {
+                        std::thread::sleep(pause);
+                    }
                 }
             })
         };
