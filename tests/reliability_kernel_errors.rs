@@ -174,8 +174,8 @@ kernel_test! {
         assert_eq!(code, 200);
         assert!(body.contains("CAP_NET_ADMIN"), "{body}");
         assert_eq!(metric("bigbro_kernel_available"), Some(0.0));
-        let (code, body) = api("PUT", "/cluster/web");
-        assert!(code == 500 || code == 304 || code == 200, "{code} {body}");
+        // IPVS cannot even be read: big_brother's start route answers its 500.
+        assert_eq!(api("PUT", "/cluster/web"), (500, "Application error".to_string()));
         std::thread::sleep(ANTI_ENTROPY * 2);
         assert!(d.is_running(), "{}", d.log());
         assert_eq!(sh("ipvsadm -S -n"), before, "IPVS unchanged");

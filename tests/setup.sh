@@ -8,7 +8,10 @@
 #    qemu-system-x86               boots the test kernel (TCG, no KVM needed);
 #    busybox-static                the guest's first-stage init and module loader;
 #    kmod, xz-utils                depmod and xz, to prepare the kernel cache below;
-#    chromium                      loads the status page headless (tests/api_ui.rs).
+#    chromium                      loads the status page headless (tests/api_ui.rs);
+#    g++                           builds libFuzzer for the fuzz targets (tests/fuzz).
+# 1b. cargo-fuzz (no root needed), the cargo subcommand that builds and runs the fuzz
+#    targets, from crates.io into ~/.cargo/bin: about 2 to 4 minutes on 2 cores, once.
 # 2. The test kernel (no root needed): the Debian kernel package linux-image-amd64 depends
 #    on, fetched with `apt-get download` and unpacked into .cache/kernel/<version>/, keeping
 #    only what the test bed loads (networking, netfilter, IPVS, 9p and virtio modules), with
@@ -26,7 +29,7 @@ need_root() {
 }
 
 # --- 1. Debian packages -------------------------------------------------------------------
-PKGS="nftables iproute2 ipvsadm qemu-system-x86 busybox-static kmod xz-utils chromium"
+PKGS="nftables iproute2 ipvsadm qemu-system-x86 busybox-static kmod xz-utils chromium g++"
 missing=""
 for p in $PKGS; do
   dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' || missing="$missing $p"
@@ -36,6 +39,14 @@ if [ -n "$missing" ]; then
   apt-get update -qq
   # No recommends: qemu would otherwise pull in a desktop's worth of display libraries.
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+fi
+
+# --- 1b. cargo-fuzz -----------------------------------------------------------------------
+# tests/run.sh runs every fuzz target briefly (tests/fuzz/run.sh). Pinned, with its own
+# lock file, so a new release cannot change what CI builds.
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "tests/setup.sh: installing cargo-fuzz 0.13.2"
+  cargo install --locked --version 0.13.2 cargo-fuzz
 fi
 
 # --- 2. The test kernel -------------------------------------------------------------------

@@ -16,12 +16,18 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use bigbro::adm::backend::{Backend, KernelError, EEXIST, ENOENT};
+use bigbro::adm::names::StaticResolver;
+use bigbro::adm::Runner;
 use bigbro::health::http::{self, Limits};
 use bigbro::health::{judge, reads_body, Phase, ProbeError, ProbeKind};
 use bigbro::ipvs::message::IpvsMessage;
 use bigbro::ipvs::nla::CmdAttr;
 use bigbro::ipvs::transport::{parse_datagram, Body};
-use bigbro::ipvs::{convert, save, Family};
+use bigbro::ipvs::{
+    convert, save, Dest, DestEntry, Family, ForwardMethod, Info, Op, Service, ServiceEntry,
+    ServiceKey, SyncDaemon, Timeouts, Tunnel,
+};
 use bigbro::nft::{self, Dumped, L4Proto, Live, MarkRule, PortRange};
 use netlink_packet_core::{Emitable, NetlinkMessage, NetlinkPayload, ParseableParametrized};
 use netlink_packet_generic::GenlMessage;
@@ -37,6 +43,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("litmus", litmus),
     ("ipvs_netlink", ipvs_netlink),
     ("nft_netlink", nft_netlink),
+    ("ipvsadm_args", ipvsadm_args),
 ];
 
 // ---- config ------------------------------------------------------------------------------
@@ -381,4 +388,154 @@ pub fn nft_netlink(data: &[u8]) {
     }
     let differences = live.differences(&wanted_rules());
     assert_eq!(differences.is_empty(), live.matches(&wanted_rules()));
+}
+
+// ---- ipvsadm arguments -------------------------------------------------------------------
+
+/// A kernel for `bigbro ipvsadm` that never changes: two services (FWM 7 with two IPIP
+/// destinations, TCP 192.0.2.1:80 with one masqueraded one), every change accepted, except
+/// adding what exists and deleting what does not.
+struct FixedKernel {
+    services: Vec<(ServiceEntry, Vec<DestEntry>)>,
+}
+
+impl FixedKernel {
+    fn new() -> FixedKernel {
+        let fwm = ServiceKey::fwmark_v4(bigbro::types::Fwmark::new(7).unwrap());
+        let tcp = ServiceKey::Addr {
+            protocol: bigbro::ipvs::Protocol::Tcp,
+            addr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+            port: 80,
+        };
+        let dest = |a: [u8; 4], port: u16, forward: ForwardMethod, weight: u32| DestEntry {
+            dest: Dest {
+                port,
+                forward,
+                ..Dest::ipip(IpAddr::V4(a.into()), weight)
+            },
+            active_conns: 3,
+            inactive_conns: 1,
+            persist_conns: 0,
+            stats: Default::default(),
+        };
+        let entry = |service: Service| ServiceEntry {
+            service,
+            stats: Default::default(),
+        };
+        FixedKernel {
+            services: vec![
+                (
+                    entry(Service::new(fwm, "wlc")),
+                    vec![
+                        dest([10, 0, 0, 1], 0, ForwardMethod::Tunnel(Tunnel::Ipip), 100),
+                        dest([10, 0, 0, 2], 0, ForwardMethod::Tunnel(Tunnel::Ipip), 0),
+                    ],
+                ),
+                (
+                    entry(Service::new(tcp, "rr")),
+                    vec![dest([10, 0, 0, 3], 8080, ForwardMethod::Masquerade, 5)],
+                ),
+            ],
+        }
+    }
+
+    fn find(&self, key: &ServiceKey) -> Option<&(ServiceEntry, Vec<DestEntry>)> {
+        self.services.iter().find(|(s, _)| s.service.key == *key)
+    }
+
+    fn has(&self, key: &ServiceKey) -> bool {
+        self.find(key).is_some()
+    }
+}
+
+/// IPVS 1.2.1 with a 4096-entry connection table, as Debian's kernel reports.
+const KERNEL_INFO: Info = Info {
+    version: 0x010201,
+    conn_tab_size: 1 << 12,
+};
+
+impl Backend for FixedKernel {
+    fn info(&mut self) -> Result<Info, KernelError> {
+        Ok(KERNEL_INFO)
+    }
+    fn services(&mut self) -> Result<Vec<ServiceEntry>, KernelError> {
+        Ok(self.services.iter().map(|(s, _)| s.clone()).collect())
+    }
+    fn service(&mut self, key: &ServiceKey) -> Result<ServiceEntry, KernelError> {
+        // ESRCH, as the kernel answers for a missing service.
+        self.find(key)
+            .map(|(s, _)| s.clone())
+            .ok_or(KernelError::from(3))
+    }
+    fn dests(&mut self, key: &ServiceKey) -> Result<Vec<DestEntry>, KernelError> {
+        Ok(self.find(key).map(|(_, d)| d.clone()).unwrap_or_default())
+    }
+    fn timeouts(&mut self) -> Result<Timeouts, KernelError> {
+        Ok(Timeouts {
+            tcp: 900,
+            tcp_fin: 120,
+            udp: 300,
+        })
+    }
+    fn daemons(&mut self) -> Result<Vec<SyncDaemon>, KernelError> {
+        Ok(Vec::new())
+    }
+    fn apply(&mut self, ops: &[Op]) -> Vec<Result<(), KernelError>> {
+        ops.iter()
+            .map(|op| match op {
+                Op::AddService(s) if self.has(&s.key) => Err(EEXIST.into()),
+                Op::DelService(k) if !self.has(k) => Err(3.into()),
+                Op::AddDest { .. } | Op::EditDest { .. } | Op::DelDest { .. } => {
+                    match op.service() {
+                        Some(k) if !self.has(k) => Err(ENOENT.into()),
+                        _ => Ok(()),
+                    }
+                }
+                _ => Ok(()),
+            })
+            .collect()
+    }
+}
+
+/// `bigbro ipvsadm` on anything: byte 0 picks the mode; the rest is either the command
+/// line (words separated by NUL bytes) or, for odd modes, the input of `ipvsadm -R`. The
+/// run goes against [`FixedKernel`] with a resolver that knows no names, so nothing
+/// outside the process is consulted. It must end with one of ipvsadm's exit statuses, and
+/// a refused command line (status 2) must say why on stderr.
+pub fn ipvsadm_args(data: &[u8]) {
+    let [mode, rest @ ..] = data else { return };
+    let (args, stdin): (Vec<Vec<u8>>, &[u8]) = if mode & 1 == 1 {
+        (vec![b"-R".to_vec()], rest)
+    } else {
+        let words = rest.split(|b| *b == 0).map(<[u8]>::to_vec).collect();
+        (words, &[][..])
+    };
+    let names = StaticResolver::empty();
+    let mut err: Vec<u8> = Vec::new();
+    let status = {
+        let mut kernel = Some(FixedKernel::new());
+        let connect = Box::new(move || {
+            kernel
+                .take()
+                .map(|k| Box::new(k) as Box<dyn Backend>)
+                .ok_or(KernelError::from(ENOENT))
+        });
+        let mut runner = Runner::new("ipvsadm", &names, connect, &mut err);
+        runner.conn_file = std::path::PathBuf::from("/dev/null");
+        let mut input = stdin;
+        let status = runner.run(&args, &mut input);
+        // Listings are text a person reads: ipvsadm prints no NUL but what it was given.
+        let _ = String::from_utf8_lossy(&runner.out);
+        status
+    };
+    assert!(
+        [0, 1, 2, 255].contains(&status),
+        "exit status {status} for {args:?}"
+    );
+    if status == 2 {
+        assert!(
+            !err.is_empty(),
+            "status 2 without a word on stderr for {args:?}"
+        );
+    }
 }

@@ -124,4 +124,18 @@ for table in ["bb", "bigbro"]:
     for msg in msgs:
         write("nft_netlink", msg)
     write("nft_netlink", b"".join(msgs))
+# ---- ipvsadm arguments: [0] + NUL-separated words, or [1] + the input of -R -----------------
+IPVSADM = [
+    "-A -f 7 -s wlc", "-a -f 7 -r 10.0.0.1 -i -w 100", "-e -f 7 -r 10.0.0.1 -i -w 0", "-d -f 7 -r 10.0.0.1",
+    "-D -f 7", "-C", "-L -n", "-L -n --stats", "-L -n --rate", "-L -n --exact --stats", "-L -n --thresholds",
+    "-L -n --persistent-conn", "-L -n -c", "-S -n", "-Ln --json", "-l --sort", "-Z -f 7",
+    "--set 900 120 300", "--start-daemon master --mcast-interface eth0 --syncid 7", "--stop-daemon master",
+    "-A -t 192.0.2.1:80 -s rr -p 300 -M 255.255.255.0", "-a -t 192.0.2.1:80 -r 10.0.0.3:8080 -m -w 5 -x 10 -y 2",
+    "-A -u [2001:db8::1]:53 -s sh -b sh-fallback,sh-port", "-a -f 7 -r 10.0.0.4 -i --tun-type gue --tun-port 6080 --tun-nocsum",
+    "-A -f 8 -s mh -b flag-1 --pe sip", "-E -f 7 -s rr", "-L -t 192.0.2.1:80", "-h", "--version", "-A", "-a -f 7",
+]
+for line in IPVSADM:
+    write("ipvsadm_args", b"\0" + line.replace(" ", "\0").encode())
+write("ipvsadm_args", b"\1-A -f 7 -s wlc\n-a -f 7 -r 10.0.0.1:0 -i -w 100\n-a -f 7 -r 10.0.0.2:0 -i -w 0\n-A -t 192.0.2.1:80 -s rr\n")
+write("ipvsadm_args", b"\1ipvsadm -A -f 9 -s rr\n\n# note\n-Z\n")
 print("seeds:", {d.name: len(list(d.iterdir())) for d in SEEDS.iterdir()})
