@@ -19,11 +19,14 @@
 #    pacemaker-cli-utils           (tests/ocf_pacemaker.rs). Installing them on a machine
 #                                  that runs systemd would start corosync and pacemaker
 #                                  there: this script disables them again at once.
-#    chromium                      loads the status page headless (tests/api_ui.rs).
+#    chromium                      loads the status page headless (tests/api_ui.rs);
+#    g++                           builds libFuzzer for the fuzz targets (tests/fuzz).
 # 1b. Tools that are not Debian packages of their own (no root needed): checkbashisms,
 #    taken alone out of devscripts' package into .cache/tools/ (devscripts would pull in
 #    some fifty packages); cargo-deb, compiled from crates.io with `cargo install` (about
-#    1.5 min of CPU, 5 min on a busy 2-core machine), for tests/deb_package.rs.
+#    1.5 min of CPU, 5 min on a busy 2-core machine), for tests/deb_package.rs; cargo-fuzz,
+#    the cargo subcommand that builds and runs the fuzz targets, from crates.io into
+#    ~/.cargo/bin: about 2 to 4 minutes on 2 cores, once.
 # 2. The test kernel (no root needed): the Debian kernel package linux-image-amd64 depends
 #    on, fetched with `apt-get download` and unpacked into .cache/kernel/<version>/, keeping
 #    only what the test bed loads (networking, netfilter, IPVS, 9p and virtio modules), with
@@ -44,7 +47,7 @@ need_root() {
 PKGS="nftables iproute2 ipvsadm qemu-system-x86 busybox-static kmod xz-utils
   resource-agents curl libxml2-utils shellcheck systemd man-db dpkg-dev
   pacemaker corosync pacemaker-cli-utils
-  chromium"
+  chromium g++"
 missing=""
 for p in $PKGS; do
   dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' || missing="$missing $p"
@@ -83,6 +86,14 @@ fi
 if command -v cargo >/dev/null && ! cargo deb --version >/dev/null 2>&1; then
   echo "tests/setup.sh: installing cargo-deb (cargo install cargo-deb --locked; a few minutes)"
   cargo install --quiet --locked cargo-deb
+fi
+
+# --- 1b. cargo-fuzz -----------------------------------------------------------------------
+# tests/run.sh runs every fuzz target briefly (tests/fuzz/run.sh). Pinned, with its own
+# lock file, so a new release cannot change what CI builds.
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "tests/setup.sh: installing cargo-fuzz 0.13.2"
+  cargo install --locked --version 0.13.2 cargo-fuzz
 fi
 
 # --- 2. The test kernel -------------------------------------------------------------------
