@@ -131,10 +131,32 @@ kernel_test! {
         assert_rc("monitor after stop", &agent("monitor", "web", &config), rc::NOT_RUNNING);
         assert_rc("stop again", &agent("stop", "web", &config), rc::SUCCESS);
 
+        // IPv6: dns6 is fwmark 54 in the IPv6 family; an IPv4 service with mark 54 is
+        // someone else's and stays.
+        testbed::sh("ipvsadm -A -f 54 -s rr");
+        let mut daemon = Daemon::start(dir.path(), &config);
+        assert_rc("start dns6", &agent("start", "dns6", &config), rc::SUCCESS);
+        daemon.stop();
+        let before = services();
+        let v6: Vec<String> = before
+            .iter()
+            .filter(|l| l.contains("-f 54 ") && l.contains(" -6"))
+            .cloned()
+            .collect();
+        assert_eq!(v6.len(), 1, "{before:?}");
+        let run = agent("stop", "dns6", &config);
+        assert_rc("stop dns6, daemon gone", &run, rc::SUCCESS);
+        let after: Vec<String> = before.into_iter().filter(|l| *l != v6[0]).collect();
+        assert_eq!(services(), after);
+        assert!(after.contains(&"-A -f 54 -s rr".to_string()), "{after:?}");
+
         // Back: dns is adopted as running (its service is there), web stays stopped.
         let _daemon = Daemon::start(dir.path(), &config);
         assert_rc("monitor dns, adopted", &agent("monitor", "dns", &config), rc::SUCCESS);
         assert_rc("monitor web, restarted", &agent("monitor", "web", &config), rc::NOT_RUNNING);
-        assert_eq!(services(), sorted(&["-A -f 53 -s rr", "-A -f 99 -s rr"]));
+        assert_eq!(
+            services(),
+            sorted(&["-A -f 53 -s rr", "-A -f 54 -s rr", "-A -f 99 -s rr"])
+        );
     }
 }

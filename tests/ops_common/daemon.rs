@@ -29,6 +29,11 @@ clusters:
     scheduler: rr
     nodes:
       - {address: 127.0.0.4, port: 9, path: /dns/status}
+  - cluster_name: dns6
+    fwmark: 54
+    scheduler: rr
+    nodes:
+      - {address: \"2001:db8::1\", port: 9, path: /dns/status}
 ";
 
 /// `bigbro daemon` in the test's namespace; SIGTERM and reaped on drop.
