@@ -7,7 +7,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use bigbro::api::client;
 use bigbro::config;
+
+mod man;
 
 /// Where the configuration is read from unless `-c` says otherwise.
 const DEFAULT_CONFIG: &str = "/etc/bigbro/config.yml";
@@ -39,9 +42,13 @@ enum Command {
         /// Print only the nf_tables ruleset, in `nft` syntax (fit for `nft -f`).
         #[arg(long)]
         nft: bool,
+        /// Print only what this cluster asks for (the OCF agent uses it to find a
+        /// cluster's fwmarks); exit 1 if the configuration has no such cluster.
+        #[arg(long, value_name = "NAME")]
+        cluster: Option<String>,
     },
-    /// Run the daemon. For now it loads, validates and reports the configuration, then
-    /// exits: probing and programming IPVS are not built yet.
+    /// Run the daemon: probe every running cluster's nodes, program IPVS and the mark
+    /// rules, reload on SIGHUP, exit on SIGTERM leaving the kernel as it is.
     Daemon {
         /// Configuration file (big_brother's -c).
         #[arg(short = 'c', long = "config", default_value = DEFAULT_CONFIG)]
@@ -56,12 +63,91 @@ enum Command {
         #[arg(short = 'b', long = "binding")]
         binding: Option<IpAddr>,
     },
-    /// An ipvsadm-compatible command line (also used when invoked as `ipvsadm`).
+    /// An ipvsadm-compatible command line (also used when invoked as `ipvsadm`); add
+    /// `--json` to a listing (`-L`) for machine-readable output.
     #[command(disable_help_flag = true)]
     Ipvsadm {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+    /// Write man pages generated from this command line into DIR (for packaging).
+    #[command(hide = true)]
+    Man {
+        /// Directory for bigbro.1 and bigbro-SUBCOMMAND.1.
+        dir: PathBuf,
+    },
+    /// Show the running daemon's clusters and nodes (health, weights, ramp, last probe).
+    Status {
+        /// Only this cluster.
+        cluster: Option<String>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Start a cluster: create its IPVS service (big_brother's PUT /cluster/NAME).
+    Start {
+        cluster: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Stop a cluster: delete its IPVS services (big_brother's DELETE /cluster/NAME).
+    Stop {
+        cluster: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Drain a node: weight 0 while it stays in IPVS, until `undrain` (or --for expires).
+    Drain {
+        cluster: String,
+        /// The node's address.
+        node: String,
+        /// Why (shown in status, the API and the log); default names the user.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Lift the drain by itself after this many seconds.
+        #[arg(long = "for", value_name = "SECONDS")]
+        for_seconds: Option<f64>,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Clear a node's override: its weight follows its health again.
+    Undrain {
+        cluster: String,
+        /// The node's address.
+        node: String,
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+    /// Make the daemon re-read its configuration (like SIGHUP); prints the errors if the
+    /// file is refused (the running configuration then stays as it is).
+    Reload {
+        #[command(flatten)]
+        api: ApiArgs,
+    },
+}
+
+/// Where the daemon's HTTP API is.
+#[derive(clap::Args, Debug)]
+struct ApiArgs {
+    /// The daemon's HTTP API.
+    #[arg(long, default_value = bigbro::api::client::DEFAULT_URL)]
+    url: String,
+    /// File holding the API token (needed for changes when the daemon requires one).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Print the daemon's JSON answer instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+impl ApiArgs {
+    fn run(self, command: bigbro::api::client::Command) -> ExitCode {
+        let target = bigbro::api::client::Target {
+            url: self.url,
+            token_file: self.token_file,
+            json: self.json,
+        };
+        bigbro::api::client::run(&target, command).finish()
+    }
 }
 
 fn main() -> ExitCode {
@@ -71,20 +157,52 @@ fn main() -> ExitCode {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     if invoked_as == "ipvsadm" || invoked_as == "bigbro-ipvsadm" {
+        // ipvsadm prints argv[0] as it was given (e.g. in "Try `/sbin/ipvsadm -h' ...").
         let args: Vec<_> = std::env::args_os().skip(1).collect();
-        return run_ipvsadm(args);
+        return run_ipvsadm(&argv0.to_string_lossy(), args);
+    }
+    // `bigbro ipvsadm ...`: hand every following word over untouched (clap would claim
+    // `--`, `-h` and friends).
+    if std::env::args_os().nth(1).is_some_and(|a| a == "ipvsadm") {
+        let args: Vec<_> = std::env::args_os().skip(2).collect();
+        return run_ipvsadm("ipvsadm", args);
     }
     let cli = Cli::parse();
     init_logging(cli.verbose);
     match cli.command {
-        Command::Check { config, ipvs, nft } => check(&config, ipvs, nft),
+        Command::Check {
+            config,
+            ipvs,
+            nft,
+            cluster,
+        } => check(&config, ipvs, nft, cluster.as_deref()),
         Command::Daemon {
             config,
             data_dir,
             port,
             binding,
         } => daemon(&config, data_dir, port, binding),
-        Command::Ipvsadm { args } => run_ipvsadm(args),
+        Command::Ipvsadm { args } => run_ipvsadm("ipvsadm", args),
+        Command::Man { dir } => man_pages(&dir),
+        Command::Status { cluster, api } => api.run(client::Command::Status { cluster }),
+        Command::Start { cluster, api } => api.run(client::Command::Start { cluster }),
+        Command::Stop { cluster, api } => api.run(client::Command::Stop { cluster }),
+        Command::Drain {
+            cluster,
+            node,
+            reason,
+            for_seconds,
+            api,
+        } => api.run(client::Command::Drain {
+            cluster,
+            node,
+            reason,
+            ttl_seconds: for_seconds,
+        }),
+        Command::Undrain { cluster, node, api } => {
+            api.run(client::Command::Undrain { cluster, node })
+        }
+        Command::Reload { api } => api.run(client::Command::Reload),
     }
 }
 
@@ -102,10 +220,27 @@ fn init_logging(verbose: bool) {
 }
 
 /// `bigbro check`: the plan on stdout and exit 0, or every error on stderr (one per line,
-/// then a count) and exit 1.
-fn check(path: &Path, ipvs_only: bool, nft_only: bool) -> ExitCode {
+/// then a count) and exit 1. With `cluster`, the plan of that cluster alone.
+fn check(path: &Path, ipvs_only: bool, nft_only: bool, cluster: Option<&str>) -> ExitCode {
     match config::load(path) {
-        Ok(model) => {
+        Ok(mut model) => {
+            if let Some(name) = cluster {
+                let names: Vec<String> =
+                    model.clusters.iter().map(|c| c.name.to_string()).collect();
+                model.clusters.retain(|c| c.name.as_str() == name);
+                if model.clusters.is_empty() {
+                    eprintln!(
+                        "bigbro check: {} has no cluster named {name:?} (its clusters: {})",
+                        path.display(),
+                        if names.is_empty() {
+                            "none".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    );
+                    return ExitCode::from(1);
+                }
+            }
             let text = if ipvs_only {
                 config::plan::ipvs_text(&model)
             } else if nft_only {
@@ -130,61 +265,42 @@ fn check(path: &Path, ipvs_only: bool, nft_only: bool) -> ExitCode {
     }
 }
 
-/// `bigbro daemon`, as far as it exists: load and validate the configuration, apply the
-/// command-line overrides and report what would run.
+/// `bigbro daemon`.
 fn daemon(
     path: &Path,
     data_dir: Option<PathBuf>,
     port: Option<u16>,
     binding: Option<IpAddr>,
 ) -> ExitCode {
-    tracing::info!(config = %path.display(), "starting bigbro");
-    let model = match config::load(path) {
-        Ok(m) => m,
-        Err(errors) => {
-            for d in &errors.list {
-                tracing::error!("{d}");
-            }
-            tracing::error!(
-                "{} is not valid ({}); nothing was started",
-                path.display(),
-                errors.count_text()
-            );
-            return ExitCode::from(1);
-        }
-    };
-    let settings = model.settings.clone().with_cli(data_dir, port, binding);
-    tracing::info!(
-        clusters = model.clusters.len(),
-        spelling = ?model.spelling,
-        "configuration {} is valid",
-        path.display()
-    );
-    for c in &model.clusters {
-        tracing::debug!(
-            cluster = %c.name,
-            fwmark = %c.fwmark,
-            scheduler = %c.scheduler.as_str(),
-            nodes = c.nodes.len(),
-            interpol = c.interpol.len(),
-            vips = c.vips.len(),
-            relay = ?c.relay_fwmark().map(|m| m.get()),
-            "cluster"
-        );
-    }
-    tracing::info!(
-        api = %settings.api.listen,
-        data_dir = %settings.data_dir.display(),
-        state_dir = %settings.state_dir.display(),
-        "settings"
-    );
-    tracing::warn!(
-        "the daemon proper (probes, IPVS, API) is not built yet: stopping after validation"
-    );
-    ExitCode::SUCCESS
+    bigbro::daemon::run::main(bigbro::daemon::run::Args {
+        config: path.to_path_buf(),
+        data_dir,
+        port,
+        binding,
+    })
 }
 
-fn run_ipvsadm(_args: Vec<std::ffi::OsString>) -> ExitCode {
-    eprintln!("bigbro ipvsadm: not implemented yet");
-    ExitCode::from(2)
+/// ipvsadm 1.31, byte for byte, on bigbro's netlink client (see `bigbro::adm`).
+fn run_ipvsadm(program: &str, args: Vec<std::ffi::OsString>) -> ExitCode {
+    ExitCode::from(bigbro::adm::main(program, args))
+}
+
+/// `bigbro man DIR`: the man pages, one path written per line on stdout.
+fn man_pages(dir: &Path) -> ExitCode {
+    use clap::CommandFactory;
+    match man::write(Cli::command(), dir) {
+        Ok(paths) => {
+            for p in paths {
+                println!("{}", p.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "bigbro man: cannot write man pages into {}: {e}",
+                dir.display()
+            );
+            ExitCode::from(1)
+        }
+    }
 }

@@ -648,11 +648,14 @@ async fn a_hung_backend_does_not_delay_its_neighbours() {
         assert_eq!(s.result, Ok(80));
         assert!(s.latency < Duration::from_millis(150), "{:?}", s.latency);
     }
-    // Its probes stay on their own 200 ms grid although the neighbour hangs every time.
+    // Its probes stay on their own 200 ms grid although the neighbour hangs every time:
+    // never delayed by the hang (upper bound), never doubled up (lower bound). A tick that
+    // fires late under CPU load is followed by one on the grid, so the lower bound is half
+    // an interval rather than a whole one (the exact grid is tested on the paused clock).
     for pair in fine_samples.windows(2) {
         let gap = pair[1].started - pair[0].started;
         assert!(
-            gap >= Duration::from_millis(190) && gap < Duration::from_millis(600),
+            gap >= Duration::from_millis(100) && gap < Duration::from_millis(600),
             "{gap:?}"
         );
     }

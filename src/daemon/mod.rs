@@ -1,1 +1,41 @@
-//! The daemon: lifecycle, reload on SIGHUP, signals, systemd notification.
+//! The daemon: `bigbro daemon` joins the configuration, the health probes and weight
+//! policy, the reconciler, IPVS and nf_tables into one running controller.
+//!
+//! [`Handle`] is its control and query interface (the HTTP API, the signal handlers and
+//! tests use it); `controller` is the one task that owns the state and drives the
+//! reconciler; `desired` builds the desired kernel state (with big_brother's downpage,
+//! active_passive and relay rules); `params` maps configuration to the weight policy;
+//! `interpol` and `nagios` are big_brother's multi-datacenter discovery and passive checks;
+//! `kernel` connects lazily to IPVS and nf_tables; `notify` speaks systemd's notification
+//! protocol; `run` is the `bigbro daemon` entry point with its signal handling; `metrics`
+//! and `status` are what it shows; `testing` runs it on in-memory fakes for tests of what
+//! sits on top of the handle.
+//!
+//! The daemon never writes to the kernel except through `reconcile`, never touches a
+//! service or table it does not own, and leaves IPVS and nf_tables as they are when it
+//! stops, so traffic keeps flowing while it restarts.
+
+pub mod controller;
+pub mod desired;
+pub mod handle;
+pub mod interpol;
+pub mod kernel;
+pub mod metrics;
+pub mod nagios;
+pub mod notify;
+pub mod params;
+pub mod run;
+pub mod status;
+pub mod testing;
+
+#[cfg(test)]
+mod controller_tests;
+
+pub use controller::{spawn, CliOverrides, Options};
+pub use handle::{Error, Handle, ReloadReport, StartOutcome, StopOutcome};
+pub use metrics::{Metrics, MetricsSnapshot};
+pub use notify::Notifier;
+pub use status::{
+    ClusterStatus, ClusterSummary, DaemonStatus, DownpageStatus, KernelDest, KernelService,
+    MarksStatus, NodeStatus, PassStatus, ReloadStatus, RemoteNodeStatus, Trigger,
+};

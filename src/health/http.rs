@@ -377,7 +377,8 @@ fn parse_head(raw: &[u8]) -> Result<(Head, Framing), ProbeError> {
     Ok((head, framing))
 }
 
-/// `HTTP/1.x NNN[ reason]` → NNN.
+/// `HTTP/1.x NNN[ reason]` → NNN, for NNN in 100..=599 (RFC 9110 §15: other values are
+/// invalid).
 fn parse_status_line(line: &[u8]) -> Option<u16> {
     let rest = line.strip_prefix(b"HTTP/1.")?;
     let (minor, rest) = rest.split_first()?;
@@ -389,7 +390,8 @@ fn parse_status_line(line: &[u8]) -> Option<u16> {
     if !code.iter().all(u8::is_ascii_digit) || !matches!(rest.get(3), None | Some(b' ')) {
         return None;
     }
-    std::str::from_utf8(code).ok()?.parse().ok()
+    let code: u16 = std::str::from_utf8(code).ok()?.parse().ok()?;
+    (100..=599).contains(&code).then_some(code)
 }
 
 fn framing(head: &Head) -> Result<Framing, ProbeError> {
@@ -594,6 +596,22 @@ mod tests {
         assert_eq!(
             code(answer(b"HTTP/1.1 20 OK\r\n\r\n", l).await),
             "malformed"
+        );
+        // Found by fuzzing: three digits outside 100..=599 are not a status (RFC 9110).
+        for line in ["HTTP/1.1 099 OK", "HTTP/1.1 000 OK", "HTTP/1.1 600 OK"] {
+            let raw = format!("{line}\r\nContent-Length: 0\r\n\r\n");
+            assert_eq!(
+                answer(raw.as_bytes(), l).await,
+                Err(ProbeError::Malformed(format!("bad status line \"{line}\"")))
+            );
+        }
+        assert_eq!(
+            answer(b"HTTP/1.1 599 X\r\nContent-Length: 0\r\n\r\n", l)
+                .await
+                .unwrap()
+                .head
+                .status,
+            599
         );
         assert_eq!(
             code(answer(b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n", l).await),

@@ -15,7 +15,9 @@ pub mod scripted;
 pub mod target;
 
 pub use error::{Phase, ProbeError};
-pub use probe::{probe, probe_until, NetProber, ProbeResult, Prober, FULL_HEALTH};
+pub use probe::{
+    judge, probe, probe_until, reads_body, NetProber, ProbeResult, Prober, FULL_HEALTH,
+};
 pub use scheduler::{Sample, Scheduler, SyncReport};
 pub use scripted::{Script, ScriptedProber};
 pub use target::{ProbeKind, ProbeSettings, Target, TargetError};

@@ -86,10 +86,33 @@ async fn run(target: &Target, limits: Limits, phase: &mut Phase) -> ProbeResult 
             drop(stream);
             Ok(FULL_HEALTH)
         }
+        ProbeKind::Http | ProbeKind::Litmus => {
+            let kind = target.kind();
+            let wanted = |status| reads_body(kind, status);
+            let r = http::get(target.socket_addr(), target.path(), limits, wanted, phase).await?;
+            judge(kind, r, limits)
+        }
+    }
+}
+
+/// Whether an answer with `status` counts as success for an `http` or `litmus` probe, and
+/// so whether its body is read at all.
+pub fn reads_body(kind: ProbeKind, status: u16) -> bool {
+    match kind {
+        ProbeKind::Litmus => status == 200,
+        ProbeKind::Http => (200..300).contains(&status),
+        ProbeKind::Tcp => false,
+    }
+}
+
+/// The outcome of an `http` or `litmus` probe, given the answer read with
+/// `reads_body(kind, _)` deciding on the body and `limits` bounding it. Pure: the network
+/// part is `http::get` (or `http::exchange` on any stream).
+pub fn judge(kind: ProbeKind, r: http::Response, limits: Limits) -> ProbeResult {
+    match kind {
+        ProbeKind::Tcp => Ok(FULL_HEALTH),
         ProbeKind::Http => {
-            let is_ok = |s: u16| (200..300).contains(&s);
-            let r = http::get(target.socket_addr(), target.path(), limits, is_ok, phase).await?;
-            if is_ok(r.head.status) {
+            if reads_body(kind, r.head.status) {
                 Ok(FULL_HEALTH)
             } else {
                 Err(ProbeError::Status {
@@ -99,9 +122,7 @@ async fn run(target: &Target, limits: Limits, phase: &mut Phase) -> ProbeResult 
             }
         }
         ProbeKind::Litmus => {
-            let is_ok = |s: u16| s == 200;
-            let r = http::get(target.socket_addr(), target.path(), limits, is_ok, phase).await?;
-            if !is_ok(r.head.status) {
+            if !reads_body(kind, r.head.status) {
                 return Err(ProbeError::Status {
                     status: r.head.status,
                     wanted: "exactly 200",

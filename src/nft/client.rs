@@ -24,12 +24,13 @@ use netlink_packet_netfilter::nftables::{
 use netlink_packet_netfilter::{
     NetfilterHeader, NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily,
 };
-use netlink_proto::sys::{protocols::NETLINK_NETFILTER, AsyncSocket, SocketAddr};
+use netlink_proto::sys::{protocols::NETLINK_NETFILTER, AsyncSocket, SocketAddr, TokioSocket};
 use netlink_proto::{ConnectionHandle, ReplyExpectation};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::batch::{proto_family, Batch};
+use super::decodable::CheckedCodec;
 use super::error::{extack, locate, Failure, NftError};
 use super::readback::{Dumped, Live};
 use super::rule::{Family, MarkRule, TABLE};
@@ -99,9 +100,12 @@ impl Nft {
     /// runtime (so it must be called from within one). The socket belongs to the network
     /// namespace of the calling thread.
     pub fn connect() -> Result<Nft, NftError> {
-        let (mut conn, handle, unsolicited) =
-            netlink_proto::new_connection::<NetfilterMessage>(NETLINK_NETFILTER)
-                .map_err(NftError::Socket)?;
+        let (mut conn, handle, unsolicited) = netlink_proto::new_connection_with_codec::<
+            NetfilterMessage,
+            TokioSocket,
+            CheckedCodec,
+        >(NETLINK_NETFILTER)
+        .map_err(NftError::Socket)?;
         conn.set_forward_ack(true);
         conn.set_forward_done(true);
         let socket = conn.socket_mut().socket_mut();

@@ -3,8 +3,9 @@
 //!
 //! Pure and total: no I/O, no clock, any input gives a valid answer. Ownership is
 //! explicit: a service key outside `owned` is never read, edited or deleted, however it
-//! looks. Within a service, additions come before deletions, so that a replacement (an
-//! active/passive failover, a node swapped on reload) never leaves a moment with neither.
+//! looks. Within a service, additions and raised weights come before lowered weights, and
+//! those before deletions, so that a replacement (an active/passive failover, a node
+//! swapped on reload) never leaves a moment without a destination taking connections.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -87,6 +88,9 @@ fn diff_service(want: &DesiredService, have: &Observed, ops: &mut Vec<Op>) {
         .iter()
         .map(|d| ((d.dest.addr, d.dest.port), &d.dest))
         .collect();
+    // Additions and raised weights first, then lowered weights, then deletions: a
+    // replacement never leaves a moment without a destination that takes connections.
+    let mut lowered = Vec::new();
     let mut deletions = Vec::new();
     for (id, dest) in &want.dests {
         match have_dests.get(id) {
@@ -94,13 +98,21 @@ fn diff_service(want: &DesiredService, have: &Observed, ops: &mut Vec<Op>) {
                 service: key,
                 dest: dest.clone(),
             }),
-            Some(current) if *current != dest => ops.push(Op::EditDest {
-                service: key,
-                dest: dest.clone(),
-            }),
+            Some(current) if *current != dest => {
+                let edit = Op::EditDest {
+                    service: key,
+                    dest: dest.clone(),
+                };
+                if dest.weight < current.weight {
+                    lowered.push(edit);
+                } else {
+                    ops.push(edit);
+                }
+            }
             Some(_) => {}
         }
     }
+    ops.extend(lowered);
     for (addr, port) in have_dests.keys() {
         if !want.dests.contains_key(&(*addr, *port)) {
             deletions.push(Op::DelDest {
@@ -114,15 +126,16 @@ fn diff_service(want: &DesiredService, have: &Observed, ops: &mut Vec<Op>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::ipvs::{Dest, Service, ServiceKey, Stats};
     use crate::types::Fwmark;
 
-    fn key(mark: u32) -> ServiceKey {
+    /// The IPv4 fwmark service key `mark` (test shorthand, shared with the pass tests).
+    pub(crate) fn key(mark: u32) -> ServiceKey {
         ServiceKey::fwmark_v4(Fwmark::new(mark).unwrap())
     }
-    fn ip(s: &str) -> IpAddr {
+    pub(crate) fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
     fn observed(svc: Service, dests: &[Dest]) -> Observed {
@@ -205,13 +218,13 @@ mod tests {
             ops,
             vec![
                 Op::EditService(Service::new(key(7), "wlc")),
-                Op::EditDest {
-                    service: key(7),
-                    dest: Dest::ipip(ip("10.0.0.1"), 50)
-                },
                 Op::AddDest {
                     service: key(7),
                     dest: Dest::ipip(ip("10.0.0.3"), 1)
+                },
+                Op::EditDest {
+                    service: key(7),
+                    dest: Dest::ipip(ip("10.0.0.1"), 50)
                 },
                 Op::DelDest {
                     service: key(7),
@@ -219,7 +232,7 @@ mod tests {
                     port: 0
                 },
             ],
-            "additions precede deletions"
+            "additions, then lowered weights, then deletions"
         );
     }
 

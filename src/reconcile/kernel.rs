@@ -1,6 +1,6 @@
-//! The seam between the reconciler and IPVS: the three calls a pass needs (list services,
-//! list one service's destinations, apply a batch), implemented by the real netlink
-//! client and by an in-memory fake.
+//! The seam between the reconciler and IPVS: the calls a pass needs (list services, list
+//! one service's destinations, list the sync daemons, apply a batch), implemented by the
+//! real netlink client and by an in-memory fake.
 //!
 //! The fake exists for fast unit tests of reconciliation logic (and of the daemon's
 //! policy around it). It mimics the kernel's answers (EEXIST, ESRCH, ENOENT) but it is
@@ -13,7 +13,10 @@ use std::sync::Mutex;
 
 use nix::libc;
 
-use crate::ipvs::{self, Dest, DestEntry, Op, Operation, Service, ServiceEntry, ServiceKey, Stats};
+use crate::ipvs::{
+    self, DaemonState, Dest, DestEntry, Op, Operation, Service, ServiceEntry, ServiceKey, Stats,
+    SyncDaemon,
+};
 
 /// What the reconciler needs from IPVS.
 pub trait IpvsKernel: Send + Sync {
@@ -24,6 +27,8 @@ pub trait IpvsKernel: Send + Sync {
         &self,
         key: &ServiceKey,
     ) -> impl Future<Output = Result<Vec<DestEntry>, ipvs::Error>> + Send;
+    /// The running connection-sync daemons (one dump).
+    fn daemons(&self) -> impl Future<Output = Result<Vec<SyncDaemon>, ipvs::Error>> + Send;
     /// Applies `ops` in order and answers one result per op.
     fn apply(&self, ops: &[Op]) -> impl Future<Output = Vec<Result<(), ipvs::Error>>> + Send;
 }
@@ -34,6 +39,9 @@ impl IpvsKernel for ipvs::Client {
     }
     async fn dests(&self, key: &ServiceKey) -> Result<Vec<DestEntry>, ipvs::Error> {
         ipvs::Client::dests(self, key).await
+    }
+    async fn daemons(&self) -> Result<Vec<SyncDaemon>, ipvs::Error> {
+        ipvs::Client::daemons(self).await
     }
     async fn apply(&self, ops: &[Op]) -> Vec<Result<(), ipvs::Error>> {
         ipvs::Client::apply(self, ops).await
@@ -47,6 +55,9 @@ type FakeService = (Service, BTreeMap<(IpAddr, u16), Dest>);
 #[derive(Default)]
 pub struct FakeKernel {
     table: Mutex<BTreeMap<ServiceKey, FakeService>>,
+    daemons: Mutex<Vec<SyncDaemon>>,
+    /// Errno every dump answers, until cleared.
+    dump_failure: Mutex<Option<i32>>,
     /// Errno to answer for the next ops whose description contains the key text.
     failures: Mutex<Vec<(String, i32)>>,
     /// Every op applied successfully, in order.
@@ -67,8 +78,22 @@ impl FakeKernel {
             .push((needle.to_string(), errno));
     }
 
+    /// Makes every dump (services, destinations, daemons) fail with `errno` until
+    /// [`FakeKernel::clear_failures`].
+    pub fn fail_dumps(&self, errno: i32) {
+        *self.dump_failure.lock().unwrap() = Some(errno);
+    }
+
     pub fn clear_failures(&self) {
         self.failures.lock().unwrap().clear();
+        *self.dump_failure.lock().unwrap() = None;
+    }
+
+    fn dump(&self, op: Operation) -> Result<(), ipvs::Error> {
+        match *self.dump_failure.lock().unwrap() {
+            Some(errno) => Err(ipvs::Error::from_errno(op, errno)),
+            None => Ok(()),
+        }
     }
 
     /// The table in `ipvsadm -S -n` form, for assertions.
@@ -135,6 +160,21 @@ impl FakeKernel {
                 entry.1.remove(&(*addr, *port)).ok_or(libc::ENOENT)?;
             }
             Op::Flush => table.clear(),
+            Op::StartDaemon(d) => {
+                let mut daemons = self.daemons.lock().unwrap();
+                if daemons.iter().any(|r| r.state == d.state) {
+                    return Err(libc::EEXIST);
+                }
+                daemons.push(d.clone());
+            }
+            Op::StopDaemon(state) => {
+                let mut daemons = self.daemons.lock().unwrap();
+                let before = daemons.len();
+                daemons.retain(|r: &SyncDaemon| r.state != *state);
+                if daemons.len() == before {
+                    return Err(libc::ESRCH);
+                }
+            }
             _ => {}
         }
         Ok(())
@@ -143,6 +183,7 @@ impl FakeKernel {
 
 impl IpvsKernel for FakeKernel {
     async fn services(&self) -> Result<Vec<ServiceEntry>, ipvs::Error> {
+        self.dump(Operation::ListServices)?;
         Ok(self
             .table
             .lock()
@@ -155,6 +196,7 @@ impl IpvsKernel for FakeKernel {
             .collect())
     }
     async fn dests(&self, key: &ServiceKey) -> Result<Vec<DestEntry>, ipvs::Error> {
+        self.dump(Operation::ListDests(*key))?;
         // Like the kernel: a missing service gives an empty dump, not an error.
         Ok(self
             .table
@@ -173,6 +215,12 @@ impl IpvsKernel for FakeKernel {
                     .collect()
             })
             .unwrap_or_default())
+    }
+    async fn daemons(&self) -> Result<Vec<SyncDaemon>, ipvs::Error> {
+        self.dump(Operation::ListDaemons)?;
+        let mut out = self.daemons.lock().unwrap().clone();
+        out.sort_by_key(|d| d.state == DaemonState::Backup);
+        Ok(out)
     }
     async fn apply(&self, ops: &[Op]) -> Vec<Result<(), ipvs::Error>> {
         ops.iter()

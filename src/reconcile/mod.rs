@@ -7,15 +7,19 @@
 //! "no such service" becomes a re-creation, and a deletion of something already gone is
 //! simply finished. What still fails after that is reported to the caller (logs, API,
 //! metrics) and retried on the next pass; it is never ignored. A failed dump changes
-//! nothing in the kernel.
+//! nothing in the kernel. The nf_tables mark rules (`marks`) and the IPVS sync daemons
+//! (`daemons`) are reconciled the same way: read back, compare, change what differs.
 
+pub mod daemons;
 pub mod diff;
 pub mod kernel;
+pub mod marks;
 
 use std::collections::BTreeSet;
 
 pub use diff::{diff, Desired, DesiredService, Observed};
 pub use kernel::{FakeKernel, IpvsKernel};
+pub use marks::{FakeMarks, MarkTable};
 
 use crate::ipvs::{self, Op, ServiceKey};
 
@@ -104,18 +108,10 @@ fn already_done(op: &Op, err: &ipvs::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::diff::tests::{ip, key};
     use super::*;
     use crate::ipvs::{Dest, Service};
-    use crate::types::Fwmark;
     use nix::libc;
-    use std::net::IpAddr;
-
-    fn key(mark: u32) -> ServiceKey {
-        ServiceKey::fwmark_v4(Fwmark::new(mark).unwrap())
-    }
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
     fn want(weights: &[(&str, u32)]) -> Desired {
         let mut d = Desired::default();
         d.insert(DesiredService::new(

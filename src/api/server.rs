@@ -1,0 +1,383 @@
+//! The listening side: binds the socket under the token rule, accepts connections up to a
+//! bound, serves HTTP/1.1 with limits on header size and count and a deadline for the
+//! headers, and wraps every request in the same outer layers: panic to 500, the token
+//! check, an access log line, and the 404/405 answers.
+//!
+//! A slow or hostile client costs one connection slot for at most the header or body
+//! deadline; it can never hold the daemon: every call into it is bounded by
+//! `Limits::backend_timeout`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use futures::FutureExt;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tower::ServiceExt;
+
+use super::auth::{self, ListenError, Token};
+use super::deadline::WriteDeadline;
+use super::error::{error_for_path, is_json_path, ApiError};
+use super::probe_stats::{self, ProbeStats};
+use super::{legacy, metrics, ui, v1};
+use crate::daemon::{self, Handle};
+
+/// Bounds on what one client can make the API hold.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest request body read (overrides are a few hundred bytes).
+    pub max_body: usize,
+    /// Largest request head (request line and headers) in bytes; larger gets 431.
+    pub max_head: usize,
+    /// Most header fields in a request; more gets 431.
+    pub max_headers: usize,
+    /// The whole request head must arrive within this, and an idle kept-alive connection
+    /// is closed after it.
+    pub header_timeout: Duration,
+    /// A body must arrive within this; slower gets 408.
+    pub body_timeout: Duration,
+    /// A client that reads nothing of its answers for this long is disconnected.
+    pub write_timeout: Duration,
+    /// Longest wait for the daemon to answer one call; longer gets 503 (500
+    /// `Application error` on big_brother's routes).
+    pub backend_timeout: Duration,
+    /// Connections served at once; more wait in the kernel's accept queue.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body: 64 * 1024,
+            max_head: 16 * 1024,
+            max_headers: 64,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            backend_timeout: Duration::from_secs(15),
+            max_connections: 256,
+        }
+    }
+}
+
+/// What every handler shares.
+pub struct Shared {
+    pub handle: Handle,
+    pub token: Option<Token>,
+    pub limits: Limits,
+    /// Probe latencies and failures, collected from the daemon's samples.
+    pub probes: Arc<Mutex<ProbeStats>>,
+}
+
+pub type AppState = Arc<Shared>;
+
+/// Why a call into the daemon gave no answer.
+#[derive(Debug)]
+pub enum Failure {
+    Daemon(daemon::Error),
+    Timeout(Duration),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Daemon(e) => write!(f, "{e}"),
+            Failure::Timeout(t) => write!(
+                f,
+                "the daemon did not answer within {t:?} (a command may still complete; check the status)"
+            ),
+        }
+    }
+}
+
+impl Shared {
+    /// Runs one command or query on the daemon, bounded by `backend_timeout`.
+    pub async fn call<T>(
+        &self,
+        call: impl Future<Output = Result<T, daemon::Error>>,
+    ) -> Result<T, Failure> {
+        bounded(self.limits.backend_timeout, call).await
+    }
+
+    /// Runs a query that cannot fail, bounded by `backend_timeout`.
+    pub async fn query<T>(&self, query: impl Future<Output = T>) -> Result<T, Failure> {
+        self.call(async { Ok(query.await) }).await
+    }
+}
+
+/// Runs one call into the daemon, giving up after `limit` (the daemon may still carry a
+/// command out; the caller is told so).
+pub async fn bounded<T>(
+    limit: Duration,
+    call: impl Future<Output = Result<T, daemon::Error>>,
+) -> Result<T, Failure> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(result) => result.map_err(Failure::Daemon),
+        Err(_) => Err(Failure::Timeout(limit)),
+    }
+}
+
+/// The peer of a request's connection (a request extension, for the access log).
+#[derive(Clone, Copy, Debug)]
+pub struct Peer(pub SocketAddr);
+
+/// Every route, with the outer layers.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(legacy::routes())
+        .merge(v1::routes())
+        .merge(metrics::routes())
+        .merge(ui::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .layer(middleware::from_fn(access_log))
+        .layer(middleware::from_fn(catch_panic))
+        .with_state(state)
+}
+
+/// A bound API socket, not yet serving.
+pub struct Listener {
+    listener: TcpListener,
+    token: Option<Token>,
+    limits: Limits,
+}
+
+/// Binds `listen` under the token rule (a non-loopback address needs a token).
+pub async fn bind(listen: SocketAddr, token: Option<Token>) -> Result<Listener, ListenError> {
+    auth::check_listen(listen, token.as_ref())?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| ListenError::Bind {
+            addr: listen,
+            source,
+        })?;
+    Ok(Listener {
+        listener,
+        token,
+        limits: Limits::default(),
+    })
+}
+
+impl Listener {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP socket has a local address")
+    }
+
+    pub fn with_limits(mut self, limits: Limits) -> Listener {
+        self.limits = limits;
+        self
+    }
+
+    /// Serves the daemon behind `handle` until the returned future is dropped (which also
+    /// closes every connection it accepted).
+    pub async fn serve(self, handle: Handle) {
+        let addr = self.local_addr();
+        let probes = probe_stats::collect(handle.subscribe_samples());
+        let state = Arc::new(Shared {
+            handle,
+            token: self.token,
+            limits: self.limits.clone(),
+            probes,
+        });
+        tracing::info!(
+            listen = %addr,
+            token = state.token.is_some(),
+            "HTTP API listening"
+        );
+        let app = router(state);
+        let slots = Arc::new(Semaphore::new(self.limits.max_connections.max(1)));
+        let mut connections = JoinSet::new();
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(self.limits.header_timeout)
+            .max_buf_size(self.limits.max_head.max(8192))
+            .max_headers(self.limits.max_headers)
+            .keep_alive(true);
+        loop {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let (stream, peer) = match self.listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    tracing::warn!("HTTP API: cannot accept a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            while connections.try_join_next().is_some() {}
+            let app = app.clone();
+            let service =
+                hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(Peer(peer));
+                    app.clone().oneshot(request.map(Body::new))
+                });
+            let stream = WriteDeadline::new(stream, self.limits.write_timeout);
+            let connection = http.serve_connection(TokioIo::new(stream), service);
+            connections.spawn(async move {
+                let _slot = slot;
+                if let Err(e) = connection.await {
+                    tracing::debug!(%peer, "HTTP API connection ended: {e}");
+                }
+            });
+        }
+    }
+}
+
+/// Binds and serves in one call: `api::serve(handle, listen, token)`.
+pub async fn serve(
+    handle: Handle,
+    listen: SocketAddr,
+    token: Option<Token>,
+) -> Result<(), ListenError> {
+    bind(listen, token).await?.serve(handle).await;
+    Ok(())
+}
+
+async fn authorize(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    match auth::authorize(app.token.as_ref(), request.method(), request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(denied) => {
+            let path = request.uri().path().to_string();
+            tracing::warn!(
+                method = %request.method(),
+                path = %path,
+                peer = ?request.extensions().get::<Peer>().map(|p| p.0),
+                "refused: {}",
+                match denied {
+                    auth::Denied::Missing => "no bearer token",
+                    auth::Denied::Wrong => "wrong bearer token",
+                }
+            );
+            let mut response = error_for_path(
+                &path,
+                StatusCode::UNAUTHORIZED,
+                match denied {
+                    auth::Denied::Missing => "token_required",
+                    auth::Denied::Wrong => "token_invalid",
+                },
+                denied.message(),
+            );
+            let challenge = match denied {
+                auth::Denied::Missing => "Bearer realm=\"bigbro\"",
+                auth::Denied::Wrong => "Bearer realm=\"bigbro\", error=\"invalid_token\"",
+            };
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static(challenge),
+            );
+            response
+        }
+    }
+}
+
+/// One line per request: changes at info, reads at debug (pacemaker polls every 10 s).
+/// Never the headers: they may hold the token.
+async fn access_log(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let peer = request.extensions().get::<Peer>().map(|p| p.0);
+    let started = tokio::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if auth::is_mutating(&method) {
+        tracing::info!(%method, %path, status, ?peer, ms, "HTTP API request");
+    } else {
+        tracing::debug!(%method, %path, status, ?peer, ms, "HTTP API request");
+    }
+    response
+}
+
+/// A panic in a handler becomes big_brother's 500 `Application error` (JSON under /api).
+async fn catch_panic(request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_string();
+    match AssertUnwindSafe(next.run(request)).catch_unwind().await {
+        Ok(response) => response,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_string());
+            tracing::error!(%path, "Error: {what}");
+            if is_json_path(&path) {
+                ApiError::internal("the request failed inside bigbro; the log has the details")
+                    .into_response()
+            } else {
+                super::error::text_response(StatusCode::INTERNAL_SERVER_ERROR, "Application error")
+            }
+        }
+    }
+}
+
+async fn not_found(State(app): State<AppState>, method: Method, request: Request) -> Response {
+    let path = request.uri().path();
+    if let Some(name) = legacy::cluster_in_path(path) {
+        // big_brother answered any path under an unknown cluster this way.
+        if app.handle.config().cluster(name).is_none() {
+            return legacy::not_found(name);
+        }
+    }
+    if is_json_path(path) {
+        ApiError::not_found(
+            "no_route",
+            format!(
+                "no route {method} {}; GET /api/v1 lists the routes",
+                super::error::quote(path)
+            ),
+        )
+        .into_response()
+    } else {
+        super::error::text_response(StatusCode::NOT_FOUND, "Not Found\n")
+    }
+}
+
+async fn method_not_allowed(method: Method, request: Request) -> Response {
+    error_for_path(
+        request.uri().path(),
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        &format!(
+            "{method} is not allowed on {}; the Allow header lists the methods that are",
+            super::error::quote(request.uri().path())
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_daemon_that_does_not_answer_is_a_timeout() {
+        let limit = Duration::from_secs(15);
+        let hung = std::future::pending::<Result<(), daemon::Error>>();
+        let started = tokio::time::Instant::now();
+        let e = bounded(limit, hung).await.unwrap_err();
+        assert!(matches!(e, Failure::Timeout(t) if t == limit), "{e}");
+        assert_eq!(started.elapsed(), limit);
+        assert!(e.to_string().contains("did not answer within 15s"), "{e}");
+        let stopped = bounded(limit, async { Err::<(), _>(daemon::Error::Stopped) }).await;
+        assert!(matches!(
+            stopped,
+            Err(Failure::Daemon(daemon::Error::Stopped))
+        ));
+        assert_eq!(bounded(limit, async { Ok(7) }).await.unwrap(), 7);
+    }
+}

@@ -1,0 +1,155 @@
+//! Nagios passive checks through `send_nsca`, as big_brother sent them: after a change,
+//! for each running cluster with a `nagios` section, the number of local nodes at weight 0
+//! decides the check (half or more down: 2 `CRITICAL 50% of nodes are down`; some down: 1
+//! `WARNING a node is down`; none: 0 `OK all nodes up`), sent only when that number
+//! changed since the last notification.
+//!
+//! Unlike big_brother it never goes through a shell: `send_nsca -H <server> -d ,` is run
+//! with an argument vector and the line `host,check,code,message` on its standard input,
+//! so nothing in the configuration can inject a command. Sending runs in its own task; a
+//! failure is logged and counted, never retried in a loop, and never delays the kernel.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+
+use crate::config::Nagios;
+
+/// How long `send_nsca` may take before it is killed.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One passive check result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Check {
+    /// 0 OK, 1 WARNING, 2 CRITICAL.
+    pub code: u8,
+    pub message: &'static str,
+}
+
+/// big_brother's rule for `down` of `total` local nodes at weight 0.
+pub fn check(down: usize, total: usize) -> Check {
+    if total > 0 && down * 2 >= total {
+        Check {
+            code: 2,
+            message: "CRITICAL 50% of nodes are down",
+        }
+    } else if down > 0 {
+        Check {
+            code: 1,
+            message: "WARNING a node is down",
+        }
+    } else {
+        Check {
+            code: 0,
+            message: "OK all nodes up",
+        }
+    }
+}
+
+/// The line `send_nsca` reads: `host,check,code,message`.
+pub fn line(n: &Nagios, c: &Check) -> String {
+    format!("{},{},{},{}\n", n.host, n.check, c.code, c.message)
+}
+
+/// The program and arguments (no shell).
+pub fn argv(program: &Path, n: &Nagios) -> (PathBuf, Vec<String>) {
+    (
+        program.to_path_buf(),
+        vec!["-H".into(), n.server.clone(), "-d".into(), ",".into()],
+    )
+}
+
+/// Runs `send_nsca` with `line` on its standard input.
+pub async fn send(program: &Path, n: &Nagios, c: &Check) -> Result<(), String> {
+    let (program, args) = argv(program, n);
+    let mut child = tokio::process::Command::new(&program)
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+    let text = line(n, c);
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(text.as_bytes())
+            .await
+            .map_err(|e| format!("writing to {}: {e}", program.display()))?;
+    }
+    let output = tokio::time::timeout(SEND_TIMEOUT, child.wait_with_output())
+        .await
+        .map_err(|_| format!("{} did not finish within 10 s", program.display()))?
+        .map_err(|e| format!("waiting for {}: {e}", program.display()))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} -H {} exited with {}: {}",
+            program.display(),
+            n.server,
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nagios() -> Nagios {
+        Nagios {
+            server: "server.foo".into(),
+            host: "prod.load".into(),
+            check: "test1_check".into(),
+        }
+    }
+
+    #[test]
+    fn big_brothers_thresholds_and_strings() {
+        assert_eq!(check(0, 4).code, 0);
+        assert_eq!(
+            check(1, 4),
+            Check {
+                code: 1,
+                message: "WARNING a node is down"
+            }
+        );
+        assert_eq!(check(2, 4).code, 2, "exactly half is critical");
+        assert_eq!(check(1, 1).message, "CRITICAL 50% of nodes are down");
+        assert_eq!(
+            line(&nagios(), &check(2, 4)),
+            "prod.load,test1_check,2,CRITICAL 50% of nodes are down\n"
+        );
+        let (_, args) = argv(Path::new("send_nsca"), &nagios());
+        assert_eq!(args, ["-H", "server.foo", "-d", ","]);
+    }
+
+    #[tokio::test]
+    async fn runs_without_a_shell_and_feeds_the_line_on_stdin() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let fake = dir.path().join("send_nsca");
+        std::fs::write(
+            &fake,
+            format!("#!/bin/sh\necho \"$@\" > {0}\ncat >> {0}\n", out.display()),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut n = nagios();
+        n.host = "h; rm -rf /tmp/x".into();
+        send(&fake, &n, &check(1, 3)).await.unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "-H server.foo -d ,\nh; rm -rf /tmp/x,test1_check,1,WARNING a node is down\n"
+        );
+        let err = send(&dir.path().join("missing"), &n, &check(0, 3))
+            .await
+            .unwrap_err();
+        assert!(err.contains("cannot run"), "{err}");
+    }
+}

@@ -1,0 +1,82 @@
+//! From a configured cluster to the weight policy's node specs: what to probe (litmus,
+//! http or tcp at the node's port and path), how often and how long, rise/fall, ramp and
+//! `max_weight`, and the weight a node starts from.
+//!
+//! Pure translation; it never decides a weight beyond the initial one it is given.
+
+use std::net::IpAddr;
+
+use crate::config::{Cluster, HealthKind, Node};
+use crate::health::{ProbeKind, ProbeSettings, Target, TargetError};
+use crate::weight::{Initial, NodeParams, NodeSpec};
+
+/// The policy parameters of one node of `c`.
+pub fn node_params(c: &Cluster, n: &Node) -> Result<NodeParams, TargetError> {
+    let kind = match c.health.kind {
+        HealthKind::Litmus => ProbeKind::Litmus,
+        HealthKind::Http => ProbeKind::Http,
+        HealthKind::Tcp => ProbeKind::Tcp,
+    };
+    let target = Target::new(kind, n.address, n.port, &n.path)?;
+    let probe = ProbeSettings {
+        interval: c.check_interval,
+        timeout: c.health.timeout,
+    };
+    Ok(NodeParams {
+        rise: c.health.rise,
+        fall: c.health.fall,
+        ramp_up_time: c.ramp_up_time,
+        max_weight: n.max_weight,
+        ..NodeParams::new(target, probe)
+    })
+}
+
+/// The specs of every local node of `c`, each starting from `initial(address)` if it is
+/// new to the policy. Nodes whose probe target is invalid are left out and reported.
+pub fn node_specs(
+    c: &Cluster,
+    initial: impl Fn(IpAddr) -> Initial,
+) -> (Vec<NodeSpec>, Vec<TargetError>) {
+    let mut specs = Vec::new();
+    let mut errors = Vec::new();
+    for n in &c.nodes {
+        match node_params(c, n) {
+            Ok(params) => specs.push(NodeSpec {
+                addr: n.address,
+                params,
+                initial: initial(n.address),
+            }),
+            Err(e) => errors.push(e),
+        }
+    }
+    (specs, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Weight;
+    use std::time::Duration;
+
+    #[test]
+    fn maps_health_ramp_and_cap() {
+        let m = crate::config::parse(
+            "t",
+            "clusters:\n  - {cluster_name: a, fwmark: 1, scheduler: rr, check_interval: 0.5, ramp_up_time: 10, \
+             health: {kind: http, timeout: 0.2, rise: 2, fall: 3}, \
+             nodes: [{address: 10.0.0.1, port: 8080, path: /h, max_weight: 40}]}\n",
+        )
+        .unwrap();
+        let c = &m.clusters[0];
+        let (specs, errors) = node_specs(c, |_| Initial::Fresh(Weight::clamped(1)));
+        assert!(errors.is_empty());
+        let p = &specs[0].params;
+        assert_eq!(p.target.to_string(), "http http://10.0.0.1:8080/h");
+        assert_eq!(p.probe.interval, Duration::from_millis(500));
+        assert_eq!(p.probe.timeout, Duration::from_millis(200));
+        assert_eq!((p.rise, p.fall), (2, 3));
+        assert_eq!(p.ramp_up_time, Duration::from_secs(10));
+        assert_eq!(p.max_weight, Some(Weight::clamped(40)));
+        assert_eq!(specs[0].initial, Initial::Fresh(Weight::clamped(1)));
+    }
+}
