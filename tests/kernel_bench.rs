@@ -1,7 +1,8 @@
 //! Kernel benchmarks (issue 11), run in the test bed's real 6.1 kernel: bulk apply and
 //! weight churn three ways (bigbro's batch, `ipvsadm -R`, one `ipvsadm` exec per operation
 //! as big_brother does), the no-op reconcile of 1,000 services × 10 destinations, and the
-//! reaction time from a backend's health change to the kernel weight.
+//! reaction time from a backend's health change to the kernel weight, through bigbro's
+//! parts wired by hand (scaled to 1,000 services) and through the real daemon.
 //!
 //! They are measurements, not tests: they boot a VM and take minutes, so `cargo test` only
 //! prints that they were skipped unless `BIGBRO_BENCH=1` is set. The scale harness sets it
@@ -18,8 +19,13 @@ mod testbed;
 #[path = "../benches/common/workload.rs"]
 mod workload;
 
+#[path = "daemon_bed/mod.rs"]
+mod daemon_bed;
+
 #[path = "kernel_bench/bulk.rs"]
 mod bulk;
+#[path = "kernel_bench/daemon.rs"]
+mod daemon;
 #[path = "kernel_bench/measure.rs"]
 mod measure;
 #[path = "kernel_bench/noop.rs"]
@@ -29,10 +35,11 @@ mod reaction;
 
 /// Every benchmark of this binary, so that the first one to run on the host tells the
 /// test bed about all of them (they do not use `kernel_test!`, which cannot be skipped).
-const BENCHES: [&str; 3] = [
+const BENCHES: [&str; 4] = [
     "bench_bulk_apply_and_weight_churn",
     "bench_noop_reconcile",
     "bench_reaction_time",
+    "bench_reaction_time_daemon",
 ];
 
 /// Runs benchmark `name` in the guest when `BIGBRO_BENCH` is set (the guest inherits the
@@ -67,4 +74,9 @@ fn bench_noop_reconcile() {
 #[test]
 fn bench_reaction_time() {
     run("bench_reaction_time", reaction::run);
+}
+
+#[test]
+fn bench_reaction_time_daemon() {
+    run("bench_reaction_time_daemon", daemon::run);
 }

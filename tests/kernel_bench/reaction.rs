@@ -31,7 +31,7 @@ use crate::testbed::{self};
 use crate::workload;
 
 /// The health values the real server cycles through: down, back up, partial.
-const CYCLE: [u16; 3] = [40, 0, 100];
+pub const CYCLE: [u16; 3] = [40, 0, 100];
 
 pub fn run() {
     let changes = setting("BIGBRO_BENCH_CHANGES", 12);
@@ -165,7 +165,7 @@ fn set_weight(desired: &mut Desired, service: ServiceKey, addr: IpAddr, weight: 
 
 /// Polls the kernel every 5 ms until the service's only destination has `weight`; the
 /// moment it was seen. Panics after `limit`.
-async fn wait_for_weight(
+pub async fn wait_for_weight(
     client: &Client,
     service: ServiceKey,
     weight: u32,
