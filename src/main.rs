@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 use bigbro::api::client;
 use bigbro::config;
 
+mod man;
+
 /// Where the configuration is read from unless `-c` says otherwise.
 const DEFAULT_CONFIG: &str = "/etc/bigbro/config.yml";
 
@@ -40,6 +42,10 @@ enum Command {
         /// Print only the nf_tables ruleset, in `nft` syntax (fit for `nft -f`).
         #[arg(long)]
         nft: bool,
+        /// Print only what this cluster asks for (the OCF agent uses it to find a
+        /// cluster's fwmarks); exit 1 if the configuration has no such cluster.
+        #[arg(long, value_name = "NAME")]
+        cluster: Option<String>,
     },
     /// Run the daemon: probe every running cluster's nodes, program IPVS and the mark
     /// rules, reload on SIGHUP, exit on SIGTERM leaving the kernel as it is.
@@ -63,6 +69,12 @@ enum Command {
     Ipvsadm {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
+    },
+    /// Write man pages generated from this command line into DIR (for packaging).
+    #[command(hide = true)]
+    Man {
+        /// Directory for bigbro.1 and bigbro-SUBCOMMAND.1.
+        dir: PathBuf,
     },
     /// Show the running daemon's clusters and nodes (health, weights, ramp, last probe).
     Status {
@@ -158,7 +170,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     match cli.command {
-        Command::Check { config, ipvs, nft } => check(&config, ipvs, nft),
+        Command::Check {
+            config,
+            ipvs,
+            nft,
+            cluster,
+        } => check(&config, ipvs, nft, cluster.as_deref()),
         Command::Daemon {
             config,
             data_dir,
@@ -166,6 +183,7 @@ fn main() -> ExitCode {
             binding,
         } => daemon(&config, data_dir, port, binding),
         Command::Ipvsadm { args } => run_ipvsadm("ipvsadm", args),
+        Command::Man { dir } => man_pages(&dir),
         Command::Status { cluster, api } => api.run(client::Command::Status { cluster }),
         Command::Start { cluster, api } => api.run(client::Command::Start { cluster }),
         Command::Stop { cluster, api } => api.run(client::Command::Stop { cluster }),
@@ -202,10 +220,27 @@ fn init_logging(verbose: bool) {
 }
 
 /// `bigbro check`: the plan on stdout and exit 0, or every error on stderr (one per line,
-/// then a count) and exit 1.
-fn check(path: &Path, ipvs_only: bool, nft_only: bool) -> ExitCode {
+/// then a count) and exit 1. With `cluster`, the plan of that cluster alone.
+fn check(path: &Path, ipvs_only: bool, nft_only: bool, cluster: Option<&str>) -> ExitCode {
     match config::load(path) {
-        Ok(model) => {
+        Ok(mut model) => {
+            if let Some(name) = cluster {
+                let names: Vec<String> =
+                    model.clusters.iter().map(|c| c.name.to_string()).collect();
+                model.clusters.retain(|c| c.name.as_str() == name);
+                if model.clusters.is_empty() {
+                    eprintln!(
+                        "bigbro check: {} has no cluster named {name:?} (its clusters: {})",
+                        path.display(),
+                        if names.is_empty() {
+                            "none".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    );
+                    return ExitCode::from(1);
+                }
+            }
             let text = if ipvs_only {
                 config::plan::ipvs_text(&model)
             } else if nft_only {
@@ -248,4 +283,24 @@ fn daemon(
 /// ipvsadm 1.31, byte for byte, on bigbro's netlink client (see `bigbro::adm`).
 fn run_ipvsadm(program: &str, args: Vec<std::ffi::OsString>) -> ExitCode {
     ExitCode::from(bigbro::adm::main(program, args))
+}
+
+/// `bigbro man DIR`: the man pages, one path written per line on stdout.
+fn man_pages(dir: &Path) -> ExitCode {
+    use clap::CommandFactory;
+    match man::write(Cli::command(), dir) {
+        Ok(paths) => {
+            for p in paths {
+                println!("{}", p.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "bigbro man: cannot write man pages into {}: {e}",
+                dir.display()
+            );
+            ExitCode::from(1)
+        }
+    }
 }

