@@ -596,7 +596,8 @@ async fn a_slow_client_cannot_hold_shutdown_beyond_the_grace_period() {
         took < grace + Duration::from_secs(3),
         "a slow client held the shutdown for {took:?}"
     );
-    assert!(drained.cut >= 1, "{drained:?}");
+    // Both: hyper ends a connection gracefully only between requests, not mid-head.
+    assert_eq!(drained.cut, 2, "{drained:?}");
     // The slow body's connection is closed without an answer, and nothing changed.
     let (got, _) = until_closed(&mut slow_body).await;
     assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
