@@ -310,6 +310,7 @@ fn a_slow_client_cannot_delay_exit_beyond_the_grace_period() {
         let mut idle = TcpStream::connect(API).unwrap();
         idle.write_all(b"GET /cluster/web/status HTTP/1.1\r\nHost: x\r\n\r\n")
             .unwrap();
+        // Its answer also means the slow head's connection, accepted before it, is open.
         let mut first = [0u8; 15];
         idle.read_exact(&mut first).unwrap();
         assert_eq!(&first, b"HTTP/1.1 200 OK");
