@@ -29,12 +29,17 @@ clusters:
     nodes: [{address: 10.0.0.1, port: 9292, path: /s}]
 ";
 
-/// Whether this host can give the daemon a network namespace of its own.
+/// Whether this host can give the daemon a network namespace of its own (a loud line when
+/// not: the test is skipped).
 fn can_unshare() -> bool {
-    Command::new("unshare")
+    let can = Command::new("unshare")
         .args(["-n", "true"])
         .status()
-        .is_ok_and(|s| s.success())
+        .is_ok_and(|s| s.success());
+    if !can {
+        eprintln!("daemon_signals: SKIPPED: `unshare -n` is not available (needs root)");
+    }
+    can
 }
 
 /// Receives the next datagram (at most `limit` from now).
@@ -82,18 +87,11 @@ fn start(dir: &Path, socket: &Path) -> Child {
 #[test]
 fn signals_and_systemd_notifications() {
     if !can_unshare() {
-        eprintln!("daemon_signals: SKIPPED: `unshare -n` is not available (needs root)");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("bigbro.yml"), CONFIG).unwrap();
-    let socket_path = dir.path().join("notify");
-    let socket = UnixDatagram::bind(&socket_path).unwrap();
-    let mut child = start(dir.path(), &socket_path);
+    let (mut child, pid, socket, ready) = started_daemon(dir.path());
     let log = || std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
-    let pid = Pid::from_raw(child.id() as i32);
-
-    let ready = until(&socket, "READY=1");
     assert!(
         ready.contains("STATUS=1 clusters, 0 running; IPVS unavailable"),
         "{ready}"
@@ -210,24 +208,25 @@ fn read_all(s: &mut TcpStream) -> String {
     String::from_utf8_lossy(&got).into_owned()
 }
 
-fn started_daemon(dir: &Path) -> (Child, Pid, UnixDatagram) {
+/// The daemon on [`CONFIG`] in `dir`, once it said READY=1: the process, its id, the
+/// notification socket and the READY=1 datagram.
+fn started_daemon(dir: &Path) -> (Child, Pid, UnixDatagram, String) {
     std::fs::write(dir.join("bigbro.yml"), CONFIG).unwrap();
     let socket_path = dir.join("notify");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
     let child = start(dir, &socket_path);
     let pid = Pid::from_raw(child.id() as i32);
-    until(&socket, "READY=1");
-    (child, pid, socket)
+    let ready = until(&socket, "READY=1");
+    (child, pid, socket, ready)
 }
 
 #[test]
 fn sigterm_answers_the_request_in_flight() {
     if !can_unshare() {
-        eprintln!("daemon_signals: SKIPPED: `unshare -n` is not available (needs root)");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (child, pid, socket) = started_daemon(dir.path());
+    let (child, pid, socket, _) = started_daemon(dir.path());
     let log = || std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
     let body = br#"{"force": "down", "reason": "in flight at SIGTERM"}"#;
     let mut s = in_netns_of(pid, move || override_in_flight(body.len()));
@@ -276,14 +275,13 @@ fn sigterm_answers_the_request_in_flight() {
 #[test]
 fn a_slow_client_cannot_delay_exit_beyond_the_grace_period() {
     if !can_unshare() {
-        eprintln!("daemon_signals: SKIPPED: `unshare -n` is not available (needs root)");
         return;
     }
     let grace = bigbro::api::Limits::default().shutdown_grace;
     // Without the grace period, a slow body or head holds its connection for 10 s.
     assert!(grace < Duration::from_secs(7), "{grace:?}");
     let dir = tempfile::tempdir().unwrap();
-    let (child, pid, socket) = started_daemon(dir.path());
+    let (child, pid, socket, _) = started_daemon(dir.path());
     let log = || std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
     // Read every notification as it comes (the watchdog pings every 200 ms).
     let notifications = std::thread::spawn(move || {
