@@ -341,3 +341,29 @@ fn a_slow_client_cannot_delay_exit_beyond_the_grace_period() {
         log()
     );
 }
+
+#[test]
+fn a_second_sigterm_cuts_the_grace_period_short() {
+    if !can_unshare() {
+        return;
+    }
+    let grace = bigbro::api::Limits::default().shutdown_grace;
+    let dir = tempfile::tempdir().unwrap();
+    let (child, pid, socket, _) = started_daemon(dir.path());
+    let log = || std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
+    let mut slow_body = in_netns_of(pid, || override_in_flight(100));
+
+    let sent = Instant::now();
+    kill(pid, Signal::SIGTERM).unwrap();
+    // Once STOPPING=1 is out, the daemon is draining the API: the next SIGTERM ends that.
+    until(&socket, "STOPPING=1");
+    kill(pid, Signal::SIGTERM).unwrap();
+    let (status, exited) = exit_of(child, log);
+    assert!(status.success(), "{status}:\n{}", log());
+    let took = exited - sent;
+    assert!(
+        took < grace - Duration::from_secs(2),
+        "exited after {took:?}"
+    );
+    assert_eq!(read_all(&mut slow_body), "", "the slow body was answered");
+}
