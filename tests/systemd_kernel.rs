@@ -2,7 +2,8 @@
 //! guest (real IPVS kernel) starts the unit as the package installs it, and the kernel is
 //! the oracle. Checked: Type=notify reaches active, systemd logs no warning about the unit,
 //! the daemon runs as user bigbro with CAP_NET_ADMIN alone (and seccomp, no new
-//! privileges) and still programs IPVS and nf_tables and probes its real server; watchdog
+//! privileges) and still programs IPVS (services and the connection-sync daemon) and
+//! nf_tables and probes its real server; watchdog
 //! pings keep it alive past WatchdogSec and a hung daemon is killed and restarted;
 //! `systemctl reload` applies a new file; `systemctl stop` exits cleanly and leaves IPVS
 //! and nf_tables as they are, a start adopts them; kill -9 is restarted by Restart=.
@@ -65,6 +66,8 @@ exec env -i container=bigbro-test PATH=/usr/sbin:/usr/bin:/sbin:/bin \
 
 /// A systemd container in the guest; killed (with everything in it) on drop.
 struct Systemd {
+    /// When the boot began: progress lines say how long each step took.
+    since: Instant,
     unshare: Child,
     /// systemd's process id as the guest sees it.
     pid1: u32,
@@ -96,6 +99,7 @@ impl Systemd {
             .expect("unshare");
         let children = format!("/proc/{0}/task/{0}/children", unshare.id());
         let mut sd = Systemd {
+            since: Instant::now(),
             unshare,
             pid1: 0,
             log,
@@ -134,7 +138,13 @@ impl Systemd {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
+        sd.progress("booted");
         sd
+    }
+
+    /// A line in the test's output (shown when it fails): how far it got, and when.
+    fn progress(&self, what: &str) {
+        eprintln!("systemd_kernel: {:6.1?} {what}", self.since.elapsed());
     }
 
     fn log(&self) -> String {
@@ -207,11 +217,13 @@ impl Drop for Systemd {
     }
 }
 
-/// The daemon's settings as the package ships them (config/default.yml) and one cluster on
-/// the data plane's real servers, its VIP marked through nf_tables.
+/// The daemon's settings as the package ships them (config/default.yml) plus an IPVS
+/// connection-sync daemon, and one cluster on the data plane's real servers, its VIP marked
+/// through nf_tables.
 fn config(plane: &DataPlane, scheduler: &str) -> String {
     format!(
         "bigbro:\n  api:\n    listen: 127.0.0.1:9292\n  state_dir: /var/lib/bigbro\n\
+         \x20 sync_daemon: {{role: master, interface: cl0, syncid: 5}}\n\
          clusters:\n  - cluster_name: web\n    fwmark: 7\n    scheduler: {scheduler}\n\
          \x20   check_interval: 1\n    health: {{timeout: 0.9}}\n    ramp_up_time: 0\n\
          \x20   vips: [{{address: {}, port: {SERVICE_PORT}}}]\n    nodes:\n{}",
@@ -222,6 +234,23 @@ fn config(plane: &DataPlane, scheduler: &str) -> String {
 
 const UNIT_NAME: &str = "bigbro.service";
 
+/// Whether what these tests run is installed (tests/setup.sh installs it); a loud skip
+/// otherwise, a failure under CI.
+fn ready(test: &str) -> bool {
+    ops_common::have(
+        test,
+        &[
+            "/lib/systemd/systemd",
+            "systemctl",
+            "systemd-sysusers",
+            "journalctl",
+            "nsenter",
+            "pivot_root",
+            "curl",
+        ],
+    )
+}
+
 /// The container booted on `config`, the sysusers file applied, bigbro.service started
 /// (`systemctl start` returns once the daemon has sent READY=1) and cluster web started
 /// through the API; returns once rs1 is in IPVS at weight 100.
@@ -231,6 +260,7 @@ fn running(plane: &DataPlane) -> (Systemd, String) {
     let (rc, out, err) = sd.run(&["systemd-sysusers", "/usr/lib/sysusers.d/bigbro.conf"]);
     assert_eq!(rc, 0, "systemd-sysusers: {out}{err}");
     sd.ctl(&["start", UNIT_NAME]);
+    sd.progress("bigbro.service started");
     // systemd found nothing to complain about in the unit while loading and starting it.
     let (_, warnings, _) = sd.run(&["journalctl", "-b", "-p", "warning", "--no-pager"]);
     let about_bigbro: Vec<&str> = warnings.lines().filter(|l| l.contains("bigbro")).collect();
@@ -249,6 +279,7 @@ fn running(plane: &DataPlane) -> (Systemd, String) {
     poll(Duration::from_secs(60), "rs1 at 100 in IPVS", || {
         (sh("ipvsadm -S -n") == want).then_some(())
     });
+    sd.progress("rs1 at 100 in IPVS");
     (sd, want)
 }
 
@@ -278,12 +309,19 @@ fn usec(sd: &Systemd, prop: &str) -> u64 {
     v.parse().unwrap_or_else(|_| panic!("{prop}={v:?}"))
 }
 
+// systemd boots in about 20 s under qemu's emulation, and the longest test here takes
+// about 75 s on an idle machine: too close to the test bed's default 120 s per test.
+ops_common::longer_kernel_test_limit!("240");
+
 kernel_test! {
     /// Type=notify reaches active; the daemon runs as user bigbro with CAP_NET_ADMIN alone
     /// under every hardening setting of the unit, and still programs IPVS, installs its
     /// nf_tables mark rule and probes its real server; its watchdog pings keep it running
     /// past WatchdogSec.
     fn the_unit_runs_hardened_and_the_watchdog_keeps_it() {
+        if !ready("the_unit_runs_hardened_and_the_watchdog_keeps_it") {
+            return;
+        }
         let plane = DataPlane::new(1);
         let (sd, want) = running(&plane);
         let journal = || sd.journal(UNIT_NAME);
@@ -302,9 +340,16 @@ kernel_test! {
         assert_eq!(main_status(&sd, "NoNewPrivs"), "1");
         assert_eq!(main_status(&sd, "Seccomp"), "2");
 
-        // What it did under those restrictions: IPVS (checked in `running`), nf_tables.
+        // What it did under those restrictions: IPVS (checked in `running`), nf_tables,
+        // the connection-sync daemon.
         let ruleset = sh("nft list ruleset");
         assert!(ruleset.contains(&mark_rule(&plane)), "{ruleset}\n{}", journal());
+        let daemons = sh("ipvsadm -L -n --daemon");
+        assert!(
+            daemons.contains("master sync daemon (mcast=cl0, syncid=5"),
+            "{daemons}\n{}",
+            journal()
+        );
         let (_, state, _) = sd.run(&["ls", "-ld", "/var/lib/bigbro"]);
         assert!(state.starts_with("drwxr-x---") && state.contains("bigbro bigbro"), "{state}");
 
@@ -320,6 +365,7 @@ kernel_test! {
             assert_eq!(sd.show(UNIT_NAME, "ActiveState"), "active", "{}", journal());
             (started.elapsed() > Duration::from_secs(25)).then_some(())
         });
+        sd.progress("25 s under the watchdog");
         assert_eq!(sd.show(UNIT_NAME, "NRestarts"), "0", "{}", journal());
         let last_ping = usec(&sd, "WatchdogTimestampMonotonic");
         assert!(
@@ -336,6 +382,9 @@ kernel_test! {
     /// leaving IPVS and nf_tables exactly as they were; a start adopts them unchanged; a
     /// kill -9 is restarted by Restart=on-failure a second later, again without a change.
     fn reload_stop_and_crash_under_systemd() {
+        if !ready("reload_stop_and_crash_under_systemd") {
+            return;
+        }
         let plane = DataPlane::new(1);
         let (sd, want) = running(&plane);
         let journal = || sd.journal(UNIT_NAME);
@@ -347,6 +396,7 @@ kernel_test! {
         poll(Duration::from_secs(30), "wlc after the reload", || {
             (sh("ipvsadm -S -n") == wlc).then_some(())
         });
+        sd.progress("reloaded");
         assert!(journal().contains("configuration reloaded"), "{}", journal());
         assert_eq!(sd.show(UNIT_NAME, "ActiveState"), "active");
 
@@ -354,6 +404,7 @@ kernel_test! {
         let ruleset = sh("nft list ruleset");
         assert!(ruleset.contains(&mark_rule(&plane)), "{ruleset}");
         sd.ctl(&["stop", UNIT_NAME]);
+        sd.progress("stopped");
         assert_eq!(sd.show(UNIT_NAME, "ActiveState"), "inactive");
         assert_eq!(sd.show(UNIT_NAME, "Result"), "success", "{}", journal());
         assert_eq!(sd.show(UNIT_NAME, "ExecMainStatus"), "0");
@@ -367,6 +418,7 @@ kernel_test! {
         assert!(status.contains("Running: true"), "{status}\n{}", journal());
         assert_eq!(sh("ipvsadm -S -n"), wlc);
 
+        sd.progress("started again");
         // A crash: the main process killed with SIGKILL is started again by systemd.
         let pid = sd.show(UNIT_NAME, "MainPID");
         let (rc, _, err) = sd.run(&["kill", "-KILL", &pid]);
@@ -377,6 +429,7 @@ kernel_test! {
                 && sd.show(UNIT_NAME, "SubState") == "running")
                 .then_some(())
         });
+        sd.progress("restarted after kill -9");
         assert_ne!(sd.show(UNIT_NAME, "MainPID"), pid);
         let status = sh("curl -sS http://127.0.0.1:9292/cluster/web/status");
         assert!(status.contains("Running: true"), "{status}\n{}", journal());
@@ -387,6 +440,9 @@ kernel_test! {
     /// A daemon that stops answering (SIGSTOP: no more watchdog pings) is killed when
     /// WatchdogSec runs out and started again by Restart=on-failure.
     fn a_hung_daemon_is_restarted_by_the_watchdog() {
+        if !ready("a_hung_daemon_is_restarted_by_the_watchdog") {
+            return;
+        }
         let plane = DataPlane::new(1);
         let (sd, want) = running(&plane);
         let pid = sd.show(UNIT_NAME, "MainPID");
@@ -399,6 +455,7 @@ kernel_test! {
                 .then_some(())
         });
         let took = stopped.elapsed();
+        sd.progress("restarted after the watchdog fired");
         assert!(took >= Duration::from_secs(10), "restarted after {took:?}");
         assert_ne!(sd.show(UNIT_NAME, "MainPID"), pid);
         let log = sd.journal(UNIT_NAME);
