@@ -251,11 +251,16 @@ fn ready(test: &str) -> bool {
     )
 }
 
-/// The container booted on `config`, the sysusers file applied, bigbro.service started
-/// (`systemctl start` returns once the daemon has sent READY=1) and cluster web started
-/// through the API; returns once rs1 is in IPVS at weight 100.
-fn running(plane: &DataPlane) -> (Systemd, String) {
-    let sd = Systemd::boot(&config(plane, "wrr"));
+/// A one-server data plane and the container booted on its configuration, the sysusers
+/// file applied, bigbro.service started (`systemctl start` returns once the daemon has
+/// sent READY=1) and cluster web started through the API; returns once rs1 is in IPVS at
+/// weight 100, with `ipvsadm -S -n` then. None when a prerequisite is missing.
+fn running(test: &str) -> Option<(DataPlane, Systemd, String)> {
+    if !ready(test) {
+        return None;
+    }
+    let plane = DataPlane::new(1);
+    let sd = Systemd::boot(&config(&plane, "wrr"));
     // What the package's postinst does.
     let (rc, out, err) = sd.run(&["systemd-sysusers", "/usr/lib/sysusers.d/bigbro.conf"]);
     assert_eq!(rc, 0, "systemd-sysusers: {out}{err}");
@@ -280,7 +285,7 @@ fn running(plane: &DataPlane) -> (Systemd, String) {
         (sh("ipvsadm -S -n") == want).then_some(())
     });
     sd.progress("rs1 at 100 in IPVS");
-    (sd, want)
+    Some((plane, sd, want))
 }
 
 /// The mark rule the daemon installs for cluster web's VIP.
@@ -319,11 +324,9 @@ kernel_test! {
     /// nf_tables mark rule and probes its real server; its watchdog pings keep it running
     /// past WatchdogSec.
     fn the_unit_runs_hardened_and_the_watchdog_keeps_it() {
-        if !ready("the_unit_runs_hardened_and_the_watchdog_keeps_it") {
+        let Some((plane, sd, want)) = running("the_unit_runs_hardened_and_the_watchdog_keeps_it") else {
             return;
-        }
-        let plane = DataPlane::new(1);
-        let (sd, want) = running(&plane);
+        };
         let journal = || sd.journal(UNIT_NAME);
 
         // Not root, and CAP_NET_ADMIN (bit 12) is all it has.
@@ -382,11 +385,9 @@ kernel_test! {
     /// leaving IPVS and nf_tables exactly as they were; a start adopts them unchanged; a
     /// kill -9 is restarted by Restart=on-failure a second later, again without a change.
     fn reload_stop_and_crash_under_systemd() {
-        if !ready("reload_stop_and_crash_under_systemd") {
+        let Some((plane, sd, want)) = running("reload_stop_and_crash_under_systemd") else {
             return;
-        }
-        let plane = DataPlane::new(1);
-        let (sd, want) = running(&plane);
+        };
         let journal = || sd.journal(UNIT_NAME);
 
         // Reload: wrr becomes wlc in the kernel.
@@ -440,11 +441,9 @@ kernel_test! {
     /// A daemon that stops answering (SIGSTOP: no more watchdog pings) is killed when
     /// WatchdogSec runs out and started again by Restart=on-failure.
     fn a_hung_daemon_is_restarted_by_the_watchdog() {
-        if !ready("a_hung_daemon_is_restarted_by_the_watchdog") {
+        let Some((_plane, sd, want)) = running("a_hung_daemon_is_restarted_by_the_watchdog") else {
             return;
-        }
-        let plane = DataPlane::new(1);
-        let (sd, want) = running(&plane);
+        };
         let pid = sd.show(UNIT_NAME, "MainPID");
         let (rc, _, err) = sd.run(&["kill", "-STOP", &pid]);
         assert_eq!(rc, 0, "{err}");
