@@ -44,9 +44,9 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 /// Cluster `web`: the healthy real servers rs1 and rs2 and `WEB_HANGING` hanging nodes,
-/// probed every 0.5 s with a 0.45 s timeout. A node goes down after two failed probes in a
-/// row (`fall: 2`), so that one probe starved of the guest's one emulated CPU (the host is
-/// shared) does not fail the run. One probe of rs1 is one round of the run.
+/// probed every 0.5 s with a 0.45 s timeout. A node goes down after three failed probes in
+/// a row (`fall: 3`), so that a probe or two starved of the guest's one emulated CPU (the
+/// host is shared; seen with `fall: 2` at a load average of 8) does not fail the run. One probe of rs1 is one round of the run.
 const WEB_INTERVAL: Duration = Duration::from_millis(500);
 const WEB_HANGING: usize = 2;
 /// Cluster `stalled`: `STALLED` hanging nodes probed every 10 s with a 9 s timeout, so that
@@ -79,6 +79,9 @@ const EARLY: std::ops::Range<usize> = 20..40;
 const WINDOW: usize = 20;
 /// Connections of the test's own to the API at one time, at most (a read, a scrape).
 const API_SLACK: usize = 4;
+/// Probes that start or end between the listing of the daemon's descriptors and the read
+/// of `/proc/net/tcp` (a descriptor listed, its connection gone by then).
+const LISTING_SLACK: usize = 4;
 /// Threads beyond the idle daemon's: tokio's blocking pool (override files, reloads).
 const THREAD_SLACK: usize = 8;
 /// The stated memory bounds: resident memory at most `RSS_PEAK_MIB` at any time, and the
@@ -260,7 +263,7 @@ fn config(plane: &DataPlane, dir: &Path, variant: Variant) -> String {
         "    vips: [{{address: {}, port: {SERVICE_PORT}}}]\n",
         plane.vip()
     );
-    let web_probes = "check_interval: 0.5\n    health: {timeout: 0.45, fall: 2}";
+    let web_probes = "check_interval: 0.5\n    health: {timeout: 0.45, fall: 3}";
     let mut text = format!("{}clusters:\n", daemon_bed::settings(dir, 5));
     if variant == Variant::HealthyOnly {
         text.push_str(&cluster("web", 7, web_probes, &vip, &healthy));
@@ -327,26 +330,36 @@ fn weights_in(text: &str, mark: u32) -> BTreeMap<Ipv4Addr, u32> {
         .collect()
 }
 
-/// The daemon's TCP connections to the farm's hanging endpoint, by farm address: the
-/// sockets among process `pid`'s descriptors that `/proc/net/tcp` of this thread's namespace
-/// shows with that remote port. These are its probes in flight.
-fn held_connections(pid: u32) -> BTreeMap<Ipv4Addr, usize> {
-    let inodes: BTreeSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+/// The daemon's descriptors, listed once.
+struct Descriptors {
+    /// How many.
+    count: usize,
+    /// Its TCP connections to the farm's hanging endpoint, by farm address: the sockets
+    /// among its descriptors that `/proc/net/tcp` of this thread's namespace shows with that
+    /// remote port. These are its probes in flight.
+    held: BTreeMap<Ipv4Addr, usize>,
+    /// What every descriptor refers to (for failure messages).
+    targets: Vec<String>,
+}
+
+fn descriptors(pid: u32) -> Descriptors {
+    let targets: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|dir| {
             dir.filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
-                .filter_map(|l| {
-                    let l = l
-                        .to_str()?
-                        .strip_prefix("socket:[")?
-                        .strip_suffix(']')?
-                        .to_string();
-                    l.parse().ok()
-                })
+                .map(|l| l.display().to_string())
                 .collect()
         })
         .unwrap_or_default();
+    let inodes: BTreeSet<u64> = targets
+        .iter()
+        .filter_map(|l| l.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok())
+        .collect();
     let text = std::fs::read_to_string("/proc/thread-self/net/tcp").unwrap_or_default();
-    held_in(&text, HANG_PORT, &inodes)
+    Descriptors {
+        count: targets.len(),
+        held: held_in(&text, HANG_PORT, &inodes),
+        targets,
+    }
 }
 
 /// The same, from a `/proc/net/tcp` text: the sockets with remote port `port` whose inode
@@ -442,6 +455,8 @@ struct Sample {
     rss_kib: usize,
     /// The daemon's connections to hanging endpoints, open (probes in flight).
     in_flight: usize,
+    /// Its other descriptors: `fds - in_flight`, whatever the configuration of the moment.
+    others: usize,
 }
 
 fn median(v: impl Iterator<Item = usize>) -> usize {
@@ -509,10 +524,11 @@ kernel_test! {
                 (now > seen).then_some(now)
             });
             let round = seen - first_round;
-            let (fds, threads, rss_kib) = usage(pid);
-            let held = held_connections(pid);
+            let (_, threads, rss_kib) = usage(pid);
+            let Descriptors { count, held, targets } = descriptors(pid);
             let in_flight: usize = held.values().sum();
-            samples.push(Sample { round, fds, threads, rss_kib, in_flight });
+            let (fds, others) = (count, count.saturating_sub(in_flight));
+            samples.push(Sample { round, fds, threads, rss_kib, in_flight, others });
             if let Some((addr, n)) = held.iter().find(|(_, n)| **n > 1) {
                 let hex = format!("{:08X}", u32::from_le_bytes(addr.octets()));
                 let tcp = std::fs::read_to_string("/proc/thread-self/net/tcp").unwrap_or_default();
@@ -529,8 +545,8 @@ kernel_test! {
                 d.log()
             );
             assert!(
-                fds <= base_fds + in_flight + (NODES - HANGING) + API_SLACK,
-                "round {round}: {fds} descriptors: more than one per probe in flight ({in_flight} hanging, at most {} others) above the idle daemon's {base_fds}",
+                count <= base_fds + in_flight + (NODES - HANGING) + API_SLACK + LISTING_SLACK,
+                "round {round}: {count} descriptors: more than one per probe in flight ({in_flight} hanging, at most {} others) above the idle daemon's {base_fds}: {targets:?}",
                 NODES - HANGING
             );
             assert!(
@@ -573,16 +589,21 @@ kernel_test! {
             median(picked.into_iter().map(pick))
         };
         let (early_fds, late_fds) = (window(|s| s.fds, false), window(|s| s.fds, true));
+        let (early_others, late_others) = (window(|s| s.others, false), window(|s| s.others, true));
         let (early_threads, late_threads) = (window(|s| s.threads, false), window(|s| s.threads, true));
         let (early_rss, late_rss) = (window(|s| s.rss_kib, false), window(|s| s.rss_kib, true));
         let peak = |pick: fn(&Sample) -> usize| samples.iter().map(pick).max().unwrap();
         let (peak_fds, peak_threads, peak_rss) = (peak(|s| s.fds), peak(|s| s.threads), peak(|s| s.rss_kib));
         let figures = format!(
             "descriptors idle {base_fds}, median {early_fds} early / {late_fds} late, peak {peak_fds}; \
+             other than probes in flight {early_others} / {late_others}, peak {}; \
              threads idle {base_threads}, {early_threads} / {late_threads}, peak {peak_threads}; \
-             RSS idle {base_rss} KiB, {early_rss} / {late_rss} KiB, peak {peak_rss} KiB"
+             RSS idle {base_rss} KiB, {early_rss} / {late_rss} KiB, peak {peak_rss} KiB",
+            peak(|s| s.others)
         );
-        assert!(late_fds <= early_fds + HANGING / 10, "descriptors grew: {figures}");
+        // Probes in flight follow the configuration of the moment (the two files differ);
+        // every other descriptor must stay where it was.
+        assert!(late_others <= early_others + API_SLACK, "descriptors grew: {figures}");
         assert!(late_threads <= early_threads + 1, "threads grew: {figures}");
         assert!(late_rss <= early_rss + (RSS_GROWTH_MIB << 10), "memory grew: {figures}");
 
@@ -609,16 +630,22 @@ kernel_test! {
         d.signal(Signal::SIGHUP);
         d.wait_log("configuration reloaded", reloads + 1);
         let released = Instant::now();
-        let after = poll(Duration::from_secs(20), "the failing nodes' resources released", || {
-            let u = usage(pid);
-            (u.0 <= base_fds + HEALTHY + API_SLACK
-                && stats.open.load(Ordering::SeqCst) == 0)
+        // Its pass deletes the removed clusters' services right after it logs the reload.
+        let gone = || ipvs_weights(8).is_empty() && ipvs_weights(9).is_empty();
+        let after = poll(
+            Duration::from_secs(20),
+            "the failing nodes' resources released and their services deleted",
+            || {
+                let u = usage(pid);
+                (u.0 <= base_fds + HEALTHY + API_SLACK
+                    && stats.open.load(Ordering::SeqCst) == 0
+                    && gone())
                 .then_some(u)
-        });
+            },
+        );
         let released_after = released.elapsed();
         assert!(after.1 <= base_threads + THREAD_SLACK, "{} threads after the run", after.1);
         assert!(healthy_at_full(&ipvs_weights(7)), "{:?}", ipvs_weights(7));
-        assert_eq!(ipvs_weights(8).len() + ipvs_weights(9).len(), 0, "removed clusters left in IPVS");
 
         let status = d.terminate();
         assert!(status.success(), "exit status {status}");
