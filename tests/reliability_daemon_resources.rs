@@ -46,7 +46,8 @@ use tokio::sync::Notify;
 /// Cluster `web`: the healthy real servers rs1 and rs2 and `WEB_HANGING` hanging nodes,
 /// probed every 0.5 s with a 0.45 s timeout. A node goes down after three failed probes in
 /// a row (`fall: 3`), so that a probe or two starved of the guest's one emulated CPU (the
-/// host is shared; seen with `fall: 2` at a load average of 8) does not fail the run. One probe of rs1 is one round of the run.
+/// host is shared; seen with `fall: 2` at a load average of 8) does not fail the run. One
+/// probe of rs1 is one round of the run.
 const WEB_INTERVAL: Duration = Duration::from_millis(500);
 const WEB_HANGING: usize = 2;
 /// Cluster `stalled`: `STALLED` hanging nodes probed every 10 s with a 9 s timeout, so that
