@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use daemon_bed::{poll, settings, ConfigFile, DaemonProcess, HEALTH_PATH};
 use nix::sys::signal::Signal;
-use testbed::dataplane::{http_get, in_netns, DataPlane, Health, HEALTH_PORT, SERVICE_PORT};
+use testbed::dataplane::{http_get, DataPlane, Health, HEALTH_PORT, SERVICE_PORT};
 use testbed::{kernel_test, sh, sh_status};
 
 /// Scaled from the 10 restarts and 10 reloads to fit one kernel test's 120 s.
@@ -68,29 +68,21 @@ impl Client {
         let vip: SocketAddr = plane.vip_addr(SERVICE_PORT);
         let thread = {
             let (stop, log) = (stop.clone(), log.clone());
-            std::thread::spawn(move || {
-                in_netns(&netns, || {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .unwrap();
-                    rt.block_on(async {
-                        while !stop.load(Ordering::SeqCst) {
-                            let start = Instant::now();
-                            let outcome = match http_get(vip, "/").await {
-                                Ok(r) if r.status == 200 => Ok(r.body.trim().to_string()),
-                                Ok(r) => Err(format!("status {}", r.status)),
-                                Err(e) => Err(e),
-                            };
-                            let end = Instant::now();
-                            log.lock().unwrap().push(Request {
-                                start,
-                                end,
-                                outcome,
-                            });
-                        }
-                    })
-                })
+            daemon_bed::spawn_in_netns(netns, move || async move {
+                while !stop.load(Ordering::SeqCst) {
+                    let start = Instant::now();
+                    let outcome = match http_get(vip, "/").await {
+                        Ok(r) if r.status == 200 => Ok(r.body.trim().to_string()),
+                        Ok(r) => Err(format!("status {}", r.status)),
+                        Err(e) => Err(e),
+                    };
+                    let end = Instant::now();
+                    log.lock().unwrap().push(Request {
+                        start,
+                        end,
+                        outcome,
+                    });
+                }
             })
         };
         Client {

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use daemon_bed::{poll, DaemonProcess, Traffic, HEALTH_PATH};
+use daemon_bed::{poll, usage, DaemonProcess, Traffic, HEALTH_PATH};
 use testbed::dataplane::{DataPlane, HEALTH_PORT, SERVICE_PORT};
 use testbed::{block_on, kernel_test, sh};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -74,23 +74,6 @@ fn request(method: &str, path: &str, headers: &str, body: &[u8]) -> Vec<u8> {
 
 fn bearer(token: &str) -> String {
     format!("Authorization: Bearer {token}\r\n")
-}
-
-/// Open descriptors, threads and resident memory (KiB) of process `pid`.
-fn usage(pid: u32) -> (usize, usize, usize) {
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .count();
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| -> usize {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap()
-    };
-    (fds, field("Threads:"), field("VmRSS:"))
 }
 
 fn daemon(cfg: &Path, dir: &Path) -> DaemonProcess {

@@ -20,7 +20,7 @@ use bigbro::health::NetProber;
 use bigbro::types::Fwmark;
 use bigbro::weight::DriverOptions;
 
-use crate::testbed::dataplane::{DataPlane, Tally, HEALTH_PORT, SERVICE_PORT};
+use crate::testbed::dataplane::{in_netns, DataPlane, Tally, HEALTH_PORT, SERVICE_PORT};
 use crate::testbed::sh;
 
 /// The health path every real server answers on.
@@ -204,6 +204,43 @@ pub fn poll<T>(limit: Duration, what: &str, mut probe: impl FnMut() -> Option<T>
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Runs the future `work()` makes on a thread of its own inside network namespace `netns`
+/// (a client or a fixture's namespace), on a current-thread tokio runtime, until it ends.
+pub fn spawn_in_netns<F, Fut>(netns: String, work: F) -> std::thread::JoinHandle<()>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    std::thread::spawn(move || {
+        in_netns(&netns, || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime")
+                .block_on(work())
+        })
+    })
+}
+
+/// Open descriptors, threads and resident memory (KiB) of process `pid`, from
+/// `/proc/PID/fd` and `/proc/PID/status`.
+pub fn usage(pid: u32) -> (usize, usize, usize) {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap_or_else(|e| panic!("process {pid}: /proc/{pid}/fd: {e}"))
+        .count();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("process {pid}: /proc/{pid}/status: {e}"));
+    let field = |name: &str| -> usize {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("process {pid}: no {name} in /proc/{pid}/status"))
+    };
+    (fds, field("Threads:"), field("VmRSS:"))
 }
 
 /// One batch of client requests, and when it finished.
