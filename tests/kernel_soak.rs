@@ -8,8 +8,9 @@
 //!    sleep);
 //! 2. 10 SIGHUP reloads: 5 with broken files, each broken a different way (YAML syntax, a
 //!    wrong type, a duplicate key, an unknown scheduler, the file gone), and 5 valid ones,
-//!    each changing something observable (the scheduler twice, a cluster added and
-//!    removed, the health path);
+//!    each changing something observable (the scheduler, in IPVS; a cluster added, then
+//!    removed, and cluster `big` added, in the API; the health path, in the real servers'
+//!    request logs);
 //! 3. hand edits of owned state (`ipvsadm -D` of the owned service, the nft table deleted,
 //!    `ipvsadm -e`, `ipvsadm -d`, `ipvsadm -C`), next to foreign state added by hand (a
 //!    fwmark service and an nft table before the daemon first starts, a TCP service while
@@ -33,6 +34,10 @@
 //! The test declares a 480 s time limit (the test bed's default is 120 s); the client is
 //! bounded too (`CLIENT_MAX_REQUESTS`, `CLIENT_MAX_TIME`) and must not have hit its bound
 //! when the run ends, so it covered the whole run.
+//!
+//! Like every kernel test it runs only inside the guest and must never change the host's
+//! network state; it never waits by sleeping where an event (a log line, the API, the
+//! kernel's own listing) can be awaited.
 
 mod daemon_bed;
 mod testbed;
