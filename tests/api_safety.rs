@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use api_common::{exchange, request, start, start_with, Setup, CONFIG, TOKEN};
-use bigbro::api::{self, Limits, ListenError, Token};
+use bigbro::api::{self, Drained, Limits, ListenError, Token};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -484,4 +484,124 @@ async fn a_client_that_stops_reading_is_disconnected() {
     );
     // The server is still serving others.
     assert_eq!(api.get("/cluster/web/status").await.status, 200);
+}
+
+/// Sends the head of a node override with `Expect: 100-continue` and waits for the
+/// server's `100 Continue`: from then on the request is in flight (its handler is reading
+/// the body).
+async fn override_in_flight(api: &api_common::Api, body_len: usize) -> TcpStream {
+    let mut s = TcpStream::connect(api.addr).await.unwrap();
+    let head = format!(
+        "PUT /api/v1/clusters/web/nodes/10.0.0.1/override HTTP/1.1\r\nHost: x\r\n\
+         Connection: close\r\nContent-Type: application/json\r\n\
+         Expect: 100-continue\r\nContent-Length: {body_len}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while !got.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("100 Continue within 10 s")
+            .unwrap();
+        assert_ne!(n, 0, "closed before 100 Continue: {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, b"HTTP/1.1 100 Continue\r\n\r\n");
+    s
+}
+
+/// Waits until the API refuses new connections (its listening socket is closed).
+async fn until_refused(api: &api_common::Api) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(api.addr).await.is_ok() {
+        assert!(Instant::now() < deadline, "still accepting after 10 s");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn shutdown_answers_the_request_in_flight_and_refuses_new_ones() {
+    let mut api = start(CONFIG).await;
+    assert_eq!(api.put("/cluster/web").await.status, 200);
+    let body = br#"{"force": "down", "reason": "in flight at shutdown"}"#;
+    let mut s = override_in_flight(&api, body.len()).await;
+    // An idle kept-alive connection is closed at once, unanswered.
+    let mut idle = TcpStream::connect(api.addr).await.unwrap();
+    idle.write_all(b"GET /cluster/web/status HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 64];
+    let n = idle.read(&mut first).await.unwrap();
+    assert!(first[..n].starts_with(b"HTTP/1.1 200 OK"));
+
+    api.begin_shutdown();
+    until_refused(&api).await;
+    // The idle connection is closed at once (its own deadline is 10 s, the grace 5 s).
+    let (_, took) = until_closed(&mut idle).await;
+    assert!(
+        took < Duration::from_secs(1),
+        "idle connection kept {took:?}"
+    );
+    // The rest of the body comes a while later (a slow client, not a synchronisation):
+    // the grace period covers it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The listening socket is gone, yet the request in flight gets its whole answer and
+    // takes effect.
+    s.write_all(body).await.unwrap();
+    let (got, _) = until_closed(&mut s).await;
+    let r = api_common::parse(&got, false);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["override"]["reason"], "in flight at shutdown");
+    let drained = api.drained().await;
+    assert_eq!(drained.cut, 0, "{drained:?}");
+    assert!(drained.open >= 1, "{drained:?}");
+    let policy = serde_json::to_string(&api.handle().policy().await.unwrap()).unwrap();
+    assert!(
+        policy.contains("in flight at shutdown"),
+        "the override did not take effect: {policy}"
+    );
+}
+
+#[tokio::test]
+async fn a_slow_client_cannot_hold_shutdown_beyond_the_grace_period() {
+    let grace = Duration::from_millis(500);
+    let mut api = start_limited(Limits {
+        shutdown_grace: grace,
+        // Without the grace period, the slow body would hold its connection this long.
+        body_timeout: Duration::from_secs(20),
+        header_timeout: Duration::from_secs(20),
+        ..Limits::default()
+    })
+    .await;
+    assert_eq!(api.put("/cluster/web").await.status, 200);
+    // Half a head, and a body that never comes. The head's connection is accepted before
+    // the body's (one accept loop, in order), so by the body's `100 Continue` both are.
+    let mut slow_head = TcpStream::connect(api.addr).await.unwrap();
+    slow_head
+        .write_all(b"GET /cluster/web HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut slow_body = override_in_flight(&api, 100).await;
+    slow_body.write_all(b"{\"force\": ").await.unwrap();
+
+    let started = Instant::now();
+    api.begin_shutdown();
+    let drained = api.drained().await;
+    let took = started.elapsed();
+    assert!(
+        took >= grace,
+        "shutdown did not wait for the request: {took:?}"
+    );
+    assert!(
+        took < grace + Duration::from_secs(3),
+        "a slow client held the shutdown for {took:?}"
+    );
+    // Both: hyper ends a connection gracefully only between requests, not mid-head.
+    assert_eq!(drained, Drained { open: 2, cut: 2 });
+    // The slow body's connection is closed without an answer, and nothing changed.
+    let (got, _) = until_closed(&mut slow_body).await;
+    assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
+    let (got, _) = until_closed(&mut slow_head).await;
+    assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
 }

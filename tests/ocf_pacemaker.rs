@@ -147,20 +147,9 @@ stop_all
 echo "== done"
 "#;
 
-/// pacemaker under qemu's emulation takes about 80 s here on an idle machine, too close to
-/// the test bed's default limit of 120 s per kernel test: this binary's limit is 300 s
-/// unless BIGBRO_TESTBED_TIMEOUT says otherwise. Set before main (as the test bed registers
-/// its tests), when no other thread can read the environment.
-#[used]
-#[link_section = ".init_array"]
-static LONGER_TEST_LIMIT: extern "C" fn() = {
-    extern "C" fn set() {
-        if std::env::var_os("BIGBRO_TESTBED_TIMEOUT").is_none() {
-            std::env::set_var("BIGBRO_TESTBED_TIMEOUT", "300");
-        }
-    }
-    set
-};
+// pacemaker under qemu's emulation takes about 80 s here on an idle machine, too close to
+// the test bed's default limit of 120 s per kernel test.
+ops_common::longer_kernel_test_limit!("300");
 
 kernel_test! {
     fn pacemaker_starts_monitors_and_stops_the_resource() {

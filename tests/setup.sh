@@ -29,7 +29,8 @@
 #    ~/.cargo/bin: about 2 to 4 minutes on 2 cores, once.
 # 2. The test kernel (no root needed): the Debian kernel package linux-image-amd64 depends
 #    on, fetched with `apt-get download` and unpacked into .cache/kernel/<version>/, keeping
-#    only what the test bed loads (networking, netfilter, IPVS, 9p and virtio modules), with
+#    only what the test bed loads (networking, netfilter, IPVS, 9p and virtio modules, and
+#    overlayfs for the writable root systemd boots on in tests/systemd_kernel.rs), with
 #    modules.dep built by depmod and the uncompressed vmlinux extracted (qemu boots it
 #    directly, which saves the guest about 3 s of decompression under TCG).
 #    .cache/kernel/current points at the unpacked version; tests/testbed/ reads it.
@@ -98,7 +99,9 @@ fi
 
 # --- 2. The test kernel -------------------------------------------------------------------
 CACHE=.cache/kernel
-if [ -e "$CACHE/current/.complete" ]; then
+# A cache unpacked before overlayfs was kept (tests/systemd_kernel.rs needs it) is redone.
+if [ -e "$CACHE/current/.complete" ] &&
+  [ -n "$(find -L "$CACHE/current/lib/modules" -path '*/kernel/fs/overlayfs/*' -print -quit)" ]; then
   echo "tests/setup.sh: test kernel ready: $(cat "$CACHE/current/.complete")"
   exit 0
 fi
@@ -136,7 +139,7 @@ mods="lib/modules/$kver"
 mkdir -p "$root/boot" "$root/$mods/kernel/fs" "$root/$mods/kernel/drivers/net"
 cp "$work/full/boot/vmlinuz-$kver" "$work/full/boot/config-$kver" "$root/boot/"
 cp "$work/full/$mods"/modules.builtin* "$work/full/$mods/modules.order" "$root/$mods/"
-for d in net lib crypto arch fs/9p fs/netfs fs/fscache drivers/virtio; do
+for d in net lib crypto arch fs/9p fs/netfs fs/fscache fs/overlayfs drivers/virtio; do
   cp -r "$work/full/$mods/kernel/$d" "$root/$mods/kernel/$d"
 done
 cp "$work/full/$mods"/kernel/drivers/net/*.ko "$root/$mods/kernel/drivers/net/"

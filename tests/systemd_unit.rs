@@ -5,9 +5,8 @@
 //! or without its binary, so a pass means something; `systemd-analyze security` rates it
 //! "OK" or better; and its command lines are ones the binary accepts.
 //!
-//! What this cannot show is the unit running under systemd: there is no systemd as PID 1
-//! on this machine nor in the test bed's guest. The operator guide says which settings
-//! that leaves untested.
+//! The unit running under a real systemd (as PID 1 of a container in the test bed's guest,
+//! with real IPVS) is tests/systemd_kernel.rs.
 
 mod ops_common;
 

@@ -24,7 +24,7 @@ pub mod ui;
 pub mod v1;
 
 pub use auth::{ListenError, Token, TokenError};
-pub use server::{bind, serve, Limits, Listener};
+pub use server::{bind, serve, Drained, Limits, Listener};
 
 /// Reads the token file, if one is configured.
 pub fn load_token(path: Option<&std::path::Path>) -> Result<Option<Token>, TokenError> {

@@ -5,11 +5,13 @@
 //!
 //! A slow or hostile client costs one connection slot for at most the header or body
 //! deadline; it can never hold the daemon: every call into it is bounded by
-//! `Limits::backend_timeout`.
+//! `Limits::backend_timeout`, and on shutdown every connection by
+//! `Limits::shutdown_grace`.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
+use std::pin::pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,6 +26,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use super::auth::{self, ListenError, Token};
@@ -54,6 +57,9 @@ pub struct Limits {
     pub backend_timeout: Duration,
     /// Connections served at once; more wait in the kernel's accept queue.
     pub max_connections: usize,
+    /// On shutdown, how long requests in flight get to finish. Connections still open
+    /// then (a slow body, a client that does not read) are closed unanswered.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Limits {
@@ -67,6 +73,7 @@ impl Default for Limits {
             write_timeout: Duration::from_secs(10),
             backend_timeout: Duration::from_secs(15),
             max_connections: 256,
+            shutdown_grace: Duration::from_secs(5),
         }
     }
 }
@@ -185,6 +192,15 @@ impl Listener {
     /// Serves the daemon behind `handle` until the returned future is dropped (which also
     /// closes every connection it accepted).
     pub async fn serve(self, handle: Handle) {
+        self.serve_until(handle, std::future::pending()).await;
+    }
+
+    /// Serves the daemon behind `handle` until `stop` completes, then shuts down
+    /// gracefully: closes the listening socket (new connections are refused), lets every
+    /// request in flight finish and closes idle kept-alive connections, and once
+    /// `Limits::shutdown_grace` has passed closes whatever connection is still open. Never
+    /// takes much longer than the grace period after `stop`.
+    pub async fn serve_until(self, handle: Handle, stop: impl Future<Output = ()>) -> Drained {
         let addr = self.local_addr();
         let probes = probe_stats::collect(handle.subscribe_samples());
         let state = Arc::new(Shared {
@@ -201,17 +217,29 @@ impl Listener {
         let app = router(state);
         let slots = Arc::new(Semaphore::new(self.limits.max_connections.max(1)));
         let mut connections = JoinSet::new();
+        let stopping = CancellationToken::new();
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
             .header_read_timeout(self.limits.header_timeout)
             .max_buf_size(self.limits.max_head.max(8192))
             .max_headers(self.limits.max_headers)
             .keep_alive(true);
+        let mut stop = pin!(stop);
         loop {
-            let Ok(slot) = slots.clone().acquire_owned().await else {
-                return;
+            let slot = tokio::select! {
+                biased;
+                () = &mut stop => break,
+                slot = slots.clone().acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => break,
+                },
             };
-            let (stream, peer) = match self.listener.accept().await {
+            let accepted = tokio::select! {
+                biased;
+                () = &mut stop => break,
+                accepted = self.listener.accept() => accepted,
+            };
+            let (stream, peer) = match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: wait a little rather than spin.
@@ -229,14 +257,54 @@ impl Listener {
                 });
             let stream = WriteDeadline::new(stream, self.limits.write_timeout);
             let connection = http.serve_connection(TokioIo::new(stream), service);
+            let stopping = stopping.clone();
             connections.spawn(async move {
                 let _slot = slot;
-                if let Err(e) = connection.await {
+                let mut connection = pin!(connection);
+                let ended = tokio::select! {
+                    ended = connection.as_mut() => ended,
+                    () = stopping.cancelled() => {
+                        // Answers the request in flight, if any, then closes.
+                        connection.as_mut().graceful_shutdown();
+                        connection.await
+                    }
+                };
+                if let Err(e) = ended {
                     tracing::debug!(%peer, "HTTP API connection ended: {e}");
                 }
             });
         }
+        drop(self.listener);
+        stopping.cancel();
+        while connections.try_join_next().is_some() {}
+        let open = connections.len();
+        let grace = self.limits.shutdown_grace;
+        tracing::info!(
+            open,
+            "HTTP API stopped listening; finishing the requests in flight (at most {grace:?})"
+        );
+        let _ = tokio::time::timeout(grace, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        let cut = connections.len();
+        if cut > 0 {
+            tracing::warn!(
+                "HTTP API: closing {cut} connection(s) still open after the {grace:?} grace period"
+            );
+        }
+        connections.shutdown().await;
+        Drained { open, cut }
     }
+}
+
+/// What a graceful shutdown of the API found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Drained {
+    /// Connections open when the shutdown began.
+    pub open: usize,
+    /// Of those, the ones still open after the grace period, closed unanswered.
+    pub cut: usize,
 }
 
 /// Binds and serves in one call: `api::serve(handle, listen, token)`.

@@ -6,7 +6,9 @@
 //! `WATCHDOG_USEC` when the unit has a watchdog.
 //!
 //! Without `NOTIFY_SOCKET` every call is a no-op. A failed send is logged once and never
-//! stops the daemon: systemd's bookkeeping must never cost traffic.
+//! stops the daemon: systemd's bookkeeping must never cost traffic. A send waits at most
+//! `SEND_LIMIT` for room in the receiver's queue, so a reader that stops reading cannot
+//! hang the daemon (sends run on the async runtime's threads).
 
 use std::io;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
@@ -143,8 +145,12 @@ impl Notifier {
     }
 }
 
+/// The longest a notification waits for room in the receiver's queue.
+const SEND_LIMIT: Duration = Duration::from_secs(1);
+
 fn send_to(target: &Target, bytes: &[u8]) -> io::Result<()> {
     let socket = UnixDatagram::unbound()?;
+    socket.set_write_timeout(Some(SEND_LIMIT))?;
     socket.send_to_addr(bytes, &target.address()?)?;
     Ok(())
 }
@@ -209,6 +215,23 @@ mod tests {
         let mut buf = [0u8; 64];
         let len = listener.recv(&mut buf).unwrap();
         assert_eq!(&buf[..len], b"WATCHDOG=1\n");
+    }
+
+    #[test]
+    fn a_reader_that_stops_reading_does_not_hang_the_sender() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let _listener = UnixDatagram::bind(&path).unwrap();
+        let n = Notifier::new(Some(Target::Path(path)), None);
+        // Sends until one fails: once the queue is full (net.unix.max_dgram_qlen, 10 to
+        // 512), a send gives up after SEND_LIMIT instead of blocking for good.
+        let started = std::time::Instant::now();
+        while !n.warned.load(Ordering::Relaxed) {
+            assert!(started.elapsed() < Duration::from_secs(30), "never failed");
+            n.watchdog();
+        }
+        let took = started.elapsed();
+        assert!(took >= SEND_LIMIT && took < SEND_LIMIT * 3, "{took:?}");
     }
 
     #[test]

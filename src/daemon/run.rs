@@ -1,8 +1,9 @@
 //! `bigbro daemon`: loads the configuration (refusing to start on any error), connects to
 //! IPVS and nf_tables (lazily: a missing module is reported and retried, not fatal), starts
 //! the controller, and turns signals into commands: SIGHUP reloads (an invalid file changes
-//! nothing), SIGTERM and SIGINT stop probing and exit 0 leaving IPVS and nf_tables exactly
-//! as they are, so traffic keeps flowing across a restart.
+//! nothing), SIGTERM and SIGINT stop the API gracefully (requests in flight are answered,
+//! for at most `api::Limits::shutdown_grace`), stop probing and exit 0 leaving IPVS and
+//! nf_tables exactly as they are, so traffic keeps flowing across a restart.
 //!
 //! Signal handlers are installed before anything else runs, so an early SIGHUP can never
 //! kill the daemon (its default action).
@@ -13,6 +14,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
 
 use super::controller::{spawn, CliOverrides, Options};
 use super::kernel::{LazyIpvs, LazyNft};
@@ -113,7 +115,8 @@ async fn serve(args: Args, model: config::Model) -> ExitCode {
         Arc::new(LazyNft::new()),
         NetProber::default(),
     );
-    let api = tokio::spawn(api.serve(handle.clone()));
+    let stop_api = CancellationToken::new();
+    let mut api = tokio::spawn(api.serve_until(handle.clone(), stop_api.clone().cancelled_owned()));
     loop {
         tokio::select! {
             _ = hup.recv() => {
@@ -132,7 +135,15 @@ async fn serve(args: Args, model: config::Model) -> ExitCode {
         }
     }
     notifier.stopping();
-    api.abort();
+    // The API first, while the controller still answers: requests in flight finish
+    // (within the API's grace period), new connections are refused. Another SIGTERM or
+    // SIGINT meanwhile cuts them at once.
+    stop_api.cancel();
+    tokio::select! {
+        _ = &mut api => {}
+        _ = term.recv() => api.abort(),
+        _ = int.recv() => api.abort(),
+    }
     handle.shutdown().await;
     tracing::info!("stopped");
     ExitCode::SUCCESS

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use bigbro::api::{self, Limits, Token};
+use bigbro::api::{self, Drained, Limits, Token};
 use bigbro::daemon::testing::{spawn_fake_with, Fake};
 use bigbro::daemon::{ClusterStatus, Handle};
 use bigbro::health::Target;
@@ -16,6 +16,7 @@ use bigbro::reconcile::FakeKernel;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 /// Two clusters: `web` (fwmark 7, two nodes) and `db` (fwmark 8, one node). No ramp, quick
 /// probes, so weights follow health within a fraction of a second.
@@ -54,7 +55,8 @@ pub struct Api {
     pub fake: Fake,
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
-    server: JoinHandle<()>,
+    stop: CancellationToken,
+    server: JoinHandle<Drained>,
 }
 
 impl Drop for Api {
@@ -90,12 +92,15 @@ pub async fn start_with(yaml: &str, setup: Setup) -> Api {
         None => listener,
     };
     let addr = listener.local_addr();
-    let server = tokio::spawn(listener.serve(fake.handle.clone()));
+    let stop = CancellationToken::new();
+    let server =
+        tokio::spawn(listener.serve_until(fake.handle.clone(), stop.clone().cancelled_owned()));
     let api = Api {
         addr,
         fake,
         dir,
         config,
+        stop,
         server,
     };
     // The daemon has taken over the kernel state once the first view is published.
@@ -106,6 +111,19 @@ pub async fn start_with(yaml: &str, setup: Setup) -> Api {
 impl Api {
     pub fn handle(&self) -> &Handle {
         &self.fake.handle
+    }
+
+    /// Begins the API's graceful shutdown (what SIGTERM does in the daemon).
+    pub fn begin_shutdown(&self) {
+        self.stop.cancel();
+    }
+
+    /// Waits for the API's shutdown to end (at most 30 s); what it found.
+    pub async fn drained(&mut self) -> Drained {
+        tokio::time::timeout(Duration::from_secs(30), &mut self.server)
+            .await
+            .expect("the API's shutdown ended within 30 s")
+            .expect("the API task")
     }
 
     /// Waits (at most 10 s) until `cond` holds for the daemon's cluster statuses, woken by
