@@ -1,7 +1,11 @@
 //! The kernel test bed's own tests: a guest test starts in a fresh network namespace, `sh`
 //! and `sh_status` report what commands did, the data-plane fixtures behave as documented,
 //! and the host reports guest failures and hung guest tests as failures of the right
-//! tests, with the guest's output.
+//! tests, with the guest's output. Time limits: a test's own `#[time_limit(secs = N)]`
+//! reaches the guest runner (the body reads it back), lets the test outlive the binary's
+//! limit without the guest or the host's watchdog ending it, and is enforced when it is
+//! shorter (checked in the misbehaving run, where the binary's limit is 6 s and the host's
+//! slack 4 s, so that no selftest waits anywhere near 120 s).
 
 mod testbed;
 
@@ -13,6 +17,16 @@ use testbed::kernel_test;
 
 /// Set for a second run of this binary in which the `deliberately_*` tests misbehave.
 const MISBEHAVE: &str = "BIGBRO_TESTBED_SELFTEST_MISBEHAVE";
+
+/// The misbehaving run's limit for tests that declare none (BIGBRO_TESTBED_TIMEOUT) and its
+/// host slack (BIGBRO_TESTBED_SLACK): a guest test still running after 10 s there is
+/// killed, by the guest at 6 s or by the host's watchdog at 10 s, unless its own limit says
+/// otherwise.
+const MISBEHAVING_LIMIT: u64 = 6;
+const MISBEHAVING_SLACK: u64 = 4;
+/// How long `deliberately_outliving_the_binary_limit_when_asked` runs when misbehaving:
+/// past both of the above.
+const OUTLIVE: Duration = Duration::from_secs(MISBEHAVING_LIMIT + MISBEHAVING_SLACK + 2);
 
 kernel_test! {
     fn guest_test_starts_in_fresh_namespace_with_lo_up() {
@@ -185,6 +199,37 @@ kernel_test! {
         }
     }
 
+    fn a_test_without_a_limit_gets_the_binary_default() {
+        let default = std::env::var("BIGBRO_TESTBED_TIMEOUT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(120);
+        assert_eq!(testbed::time_limit(), Duration::from_secs(default));
+    }
+
+    #[time_limit(secs = 60)]
+    /// Declares 60 s: when misbehaving it outlives the binary's 6 s and the host's 6 + 4 s,
+    /// and passes.
+    fn deliberately_outliving_the_binary_limit_when_asked() {
+        assert_eq!(testbed::time_limit(), Duration::from_secs(60));
+        if std::env::var_os(MISBEHAVE).is_some() {
+            std::thread::sleep(OUTLIVE);
+            println!("outlived the binary's limit");
+        }
+    }
+
+    #[time_limit(secs = 5)]
+    /// Declares 5 s, less than any binary limit here: when misbehaving it hangs and must be
+    /// ended after 5 s.
+    fn deliberately_hanging_past_its_own_limit_when_asked() {
+        assert_eq!(testbed::time_limit(), Duration::from_secs(5));
+        if std::env::var_os(MISBEHAVE).is_some() {
+            println!("about to hang past my own limit");
+            // The hang under test: its own time limit must end it.
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+
     fn deliberately_hanging_when_asked() {
         if std::env::var_os(MISBEHAVE).is_some() {
             println!("about to hang");
@@ -195,16 +240,19 @@ kernel_test! {
 }
 
 /// Runs the `deliberately_*` kernel tests again, misbehaving, in a VM of their own with a
-/// 5 s time limit, and checks the host reports all three as failed, with the guest's words.
+/// 6 s default time limit and a 4 s host slack, and checks the host reports the four that
+/// fail as failed, with the guest's words (the two hangs as timed out after their own
+/// limits), and the one whose own 60 s limit lets it outlive the binary's as passed.
 #[test]
 fn host_reports_guest_failures_and_hangs() {
     if !testbed::host_ready("host_reports_guest_failures_and_hangs") {
         return;
     }
     let run = Command::new(std::env::current_exe().unwrap())
-        .args(["deliberately_", "--test-threads=2"])
+        .args(["deliberately_", "--test-threads=2", "--show-output"])
         .env(MISBEHAVE, "1")
-        .env("BIGBRO_TESTBED_TIMEOUT", "5")
+        .env("BIGBRO_TESTBED_TIMEOUT", MISBEHAVING_LIMIT.to_string())
+        .env("BIGBRO_TESTBED_SLACK", MISBEHAVING_SLACK.to_string())
         .env("RUST_BACKTRACE", "0") // symbolizing is slow under TCG
         .output()
         .unwrap();
@@ -219,9 +267,14 @@ fn host_reports_guest_failures_and_hangs() {
         "\"deliberate error inside the guest\"",
         "deliberate failure inside the guest",
         "about to hang",
+        "timed out after 6s",
+        "test deliberately_hanging_past_its_own_limit_when_asked ... FAILED",
+        "about to hang past my own limit",
         "timed out after 5s",
-        "test result: FAILED. 0 passed; 3 failed",
-        "testbed: 3 kernel test(s) ran in the guest",
+        "test deliberately_outliving_the_binary_limit_when_asked ... ok",
+        "outlived the binary's limit",
+        "test result: FAILED. 1 passed; 4 failed",
+        "testbed: 5 kernel test(s) ran in the guest",
         "testbed: guest kernel ",
     ] {
         assert!(all.contains(expected), "missing {expected:?} in:\n{all}");

@@ -377,13 +377,23 @@ impl DaemonProcess {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Waits until the log contains `text` (at least `times` times).
+    /// Waits until the log contains `text` (at least `times` times); on timeout, panics
+    /// with the log's last 40 lines.
     pub fn wait_log(&self, text: &str, times: usize) {
-        poll(
-            Duration::from_secs(60),
-            &format!("{text:?} in the daemon's log"),
-            || (self.log().matches(text).count() >= times).then_some(()),
-        );
+        let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            poll(
+                Duration::from_secs(60),
+                &format!("{text:?} ({times} times) in the daemon's log"),
+                || (self.log().matches(text).count() >= times).then_some(()),
+            )
+        }));
+        if let Err(panic) = found {
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+            let why = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+            panic!("{why}\n--- the daemon's log (last 40 lines) ---\n{tail}");
+        }
     }
 
     pub fn signal(&self, signal: nix::sys::signal::Signal) {

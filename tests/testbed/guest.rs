@@ -66,9 +66,26 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 /// one ran before it in the same guest.
 pub fn session_tests() -> Vec<String> {
     std::fs::read_to_string("/run/testbed/tests")
-        .map(|list| list.lines().map(str::to_string).collect())
+        .map(|list| {
+            list.lines()
+                .filter_map(|line| line.split_once(' ').map(|(_limit, name)| name.to_string()))
+                .collect()
+        })
         .unwrap_or_default()
 }
+
+/// The time limit the guest runner gave this test (guest only): its own
+/// `#[time_limit(secs = N)]`, else the binary's default. Panics outside the guest runner.
+pub fn time_limit() -> std::time::Duration {
+    std::env::var(LIMIT_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(std::time::Duration::from_secs)
+        .unwrap_or_else(|| panic!("testbed::time_limit: {LIMIT_ENV} is not set (guest only)"))
+}
+
+/// The environment variable in which guest-run.sh passes a test its time limit (seconds).
+const LIMIT_ENV: &str = "BIGBRO_TESTBED_LIMIT";
 
 /// Loads kernel module `module` (and what it needs) from the test kernel's modules, for
 /// the rare module the kernel does not load on demand (guest only). The guest's `/lib`

@@ -1,8 +1,9 @@
 //! The host side of the test bed: checks that qemu and the test kernel are there (else
 //! skips, or fails under CI), boots ONE VM per test binary on its first kernel test, runs
-//! the selected kernel tests inside it, and reports each test's guest result to its own
-//! `#[test]`. A guest that hangs is killed after a bounded time and its tests fail; nothing
-//! here may ever block `cargo test` forever or touch the host's network state.
+//! the selected kernel tests inside it, each with its time limit, and reports each test's
+//! guest result to its own `#[test]`. A guest that hangs is killed after a bounded time (the
+//! running test's limit plus a slack) and its tests fail; nothing here may ever block
+//! `cargo test` forever or touch the host's network state.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -27,10 +28,18 @@ const GUEST_MODULES: &str = "crc32c_generic ip_vs ip_vs_wrr ipip nf_tables veth"
 
 /// How long the guest may take to boot before the host gives up.
 const BOOT_LIMIT: Duration = Duration::from_secs(90);
-/// Default time limit for one kernel test inside the guest (BIGBRO_TESTBED_TIMEOUT).
+/// Default time limit for one kernel test inside the guest, for tests that declare none
+/// (`#[time_limit(secs = N)]`); BIGBRO_TESTBED_TIMEOUT (seconds) sets another for a binary.
 const DEFAULT_TEST_LIMIT: Duration = Duration::from_secs(120);
-/// Slack the host allows on top of the guest's own time limit before it kills the VM.
+/// Slack the host allows on top of the running test's own time limit before it kills the
+/// VM (BIGBRO_TESTBED_SLACK, seconds, sets another: the test bed's selftest shortens it).
 const HOST_SLACK: Duration = Duration::from_secs(30);
+
+/// A kernel test the VM is to run, and its time limit.
+struct Planned {
+    name: String,
+    limit: Duration,
+}
 
 /// What a kernel test needs from the host.
 struct Prerequisites {
@@ -64,8 +73,15 @@ pub fn report(name: &str) {
     let session = SESSION.get_or_init(|| {
         let all = super::registered();
         let args: Vec<String> = std::env::args().skip(1).collect();
-        let selected = super::filter::select(&all, &args);
-        Session::run(prerequisites, &selected)
+        let default = seconds_from_env("BIGBRO_TESTBED_TIMEOUT", DEFAULT_TEST_LIMIT);
+        let planned: Vec<Planned> = super::filter::select(&all, &args)
+            .into_iter()
+            .map(|name| Planned {
+                limit: super::declared_limit(&name).map_or(default, Duration::from_secs),
+                name,
+            })
+            .collect();
+        Session::run(prerequisites, &planned)
     });
     match session.outcomes.get(name) {
         Some(Outcome::Passed(output)) => {
@@ -205,7 +221,7 @@ fn shell_quote(value: &str) -> String {
 impl Session {
     /// Boots the VM, runs `tests` in it and collects their outcomes. Never panics: trouble
     /// is recorded and reported by every test that has no outcome.
-    fn run(prerequisites: &Prerequisites, tests: &[String]) -> Session {
+    fn run(prerequisites: &Prerequisites, tests: &[Planned]) -> Session {
         let started = Instant::now();
         let mut session = match Session::try_run(prerequisites, tests) {
             Ok(session) => session,
@@ -225,7 +241,7 @@ impl Session {
         session
     }
 
-    fn try_run(prerequisites: &Prerequisites, tests: &[String]) -> Result<Session, String> {
+    fn try_run(prerequisites: &Prerequisites, tests: &[Planned]) -> Result<Session, String> {
         let keep = std::env::var_os("BIGBRO_TESTBED_KEEP").is_some();
         let temp = tempfile::Builder::new()
             .prefix("bigbro-testbed-")
@@ -240,14 +256,15 @@ impl Session {
             ));
         }
         let share = dir.join("share");
-        let test_limit = seconds_from_env("BIGBRO_TESTBED_TIMEOUT", DEFAULT_TEST_LIMIT);
-        prepare_share(prerequisites, &share, tests, test_limit)?;
+        prepare_share(prerequisites, &share, tests)?;
         let initrd = dir.join("initrd.cpio");
         image::write_initramfs(&prerequisites.kernel, &prerequisites.busybox, &initrd)?;
 
         let console = dir.join("console.log");
         let mut qemu = start_qemu(prerequisites, &initrd, &share, &console)?;
-        let hung = watch(&mut qemu, &share, tests.len(), test_limit);
+        let limits: Vec<Duration> = tests.iter().map(|t| t.limit).collect();
+        let slack = seconds_from_env("BIGBRO_TESTBED_SLACK", HOST_SLACK);
+        let hung = watch(&mut qemu, &share, &limits, slack);
 
         let logs = guest_logs(&share, &console);
         let kernel = fs::read_to_string(share.join("kernel")).unwrap_or_default();
@@ -259,9 +276,9 @@ impl Session {
             ));
         }
         let mut outcomes = HashMap::new();
-        for (i, name) in tests.iter().enumerate() {
-            if let Some(outcome) = outcome(&share, i + 1, name, test_limit) {
-                outcomes.insert(name.clone(), outcome);
+        for (i, test) in tests.iter().enumerate() {
+            if let Some(outcome) = outcome(&share, i + 1, &test.name, test.limit) {
+                outcomes.insert(test.name.clone(), outcome);
             }
         }
         let trouble = match hung {
@@ -280,8 +297,7 @@ impl Session {
 fn prepare_share(
     prerequisites: &Prerequisites,
     share: &Path,
-    tests: &[String],
-    test_limit: Duration,
+    tests: &[Planned],
 ) -> Result<(), String> {
     let write = |name: &str, text: &str| {
         fs::write(share.join(name), text).map_err(|e| format!("writing {name}: {e}"))
@@ -315,10 +331,9 @@ fn prepare_share(
     write(
         "run.conf",
         &format!(
-            "BIN={}\nCWD={}\nTIMEOUT={}\n",
+            "BIN={}\nCWD={}\n",
             shell_quote(&bin.to_string_lossy()),
             shell_quote(&cwd.to_string_lossy()),
-            test_limit.as_secs()
         ),
     )?;
 
@@ -334,10 +349,10 @@ fn prepare_share(
     }
     write("env", &env)?;
 
+    // "LIMIT NAME" lines: libtest names have no spaces.
     let mut list = String::new();
-    for name in tests {
-        list.push_str(name);
-        list.push('\n');
+    for test in tests {
+        let _ = writeln!(list, "{} {}", test.limit.as_secs(), test.name);
     }
     write("tests", &list)
 }
@@ -383,18 +398,18 @@ fn start_qemu(
 }
 
 /// Waits for qemu to power off. Kills it when the guest makes no progress: no boot within
-/// BOOT_LIMIT, or no test starting or finishing within the test limit plus HOST_SLACK.
-/// Returns why it was killed, if it was.
-fn watch(qemu: &mut Child, share: &Path, tests: usize, test_limit: Duration) -> Option<String> {
+/// BOOT_LIMIT, or no test starting or finishing within the running test's limit (`limits`,
+/// in the order the guest runs them) plus `slack`. Returns why it was killed, if it was.
+fn watch(qemu: &mut Child, share: &Path, limits: &[Duration], slack: Duration) -> Option<String> {
     let progress = |share: &Path| {
-        let booted = share.join("booted").exists() as usize;
-        let files = (1..=tests)
-            .map(|i| {
-                share.join(format!("{i}.out")).exists() as usize
-                    + share.join(format!("{i}.rc")).exists() as usize
-            })
-            .sum::<usize>();
-        booted + files
+        let booted = share.join("booted").exists();
+        let started = (1..=limits.len())
+            .filter(|i| share.join(format!("{i}.out")).exists())
+            .count();
+        let finished = (1..=limits.len())
+            .filter(|i| share.join(format!("{i}.rc")).exists())
+            .count();
+        (booted, started, finished)
     };
     let mut last = progress(share);
     let mut since = Instant::now();
@@ -409,18 +424,15 @@ fn watch(qemu: &mut Child, share: &Path, tests: usize, test_limit: Duration) -> 
             last = now;
             since = Instant::now();
         }
-        let limit = if last == 0 {
-            BOOT_LIMIT
-        } else {
-            test_limit + HOST_SLACK
-        };
+        let (booted, _, finished) = last;
+        let limit = allowed(booted, finished, limits, slack);
         if since.elapsed() > limit {
             let _ = qemu.kill();
             let _ = qemu.wait();
-            let what = if last == 0 {
-                "the guest did not boot"
-            } else {
+            let what = if booted {
                 "the guest stopped making progress"
+            } else {
+                "the guest did not boot"
             };
             return Some(format!(
                 "{what} within {}s; the VM was killed",
@@ -430,6 +442,16 @@ fn watch(qemu: &mut Child, share: &Path, tests: usize, test_limit: Duration) -> 
         // Polling the share is the only signal a 9p export gives the host.
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// How long the guest may go without progress: BOOT_LIMIT until it has booted, then the
+/// limit of the test it runs (the first of `limits` not yet finished; tests run in order)
+/// plus `slack`, and `slack` alone once every test has finished (powering off).
+fn allowed(booted: bool, finished: usize, limits: &[Duration], slack: Duration) -> Duration {
+    if !booted {
+        return BOOT_LIMIT;
+    }
+    limits.get(finished).map_or(slack, |limit| *limit + slack)
 }
 
 /// The outcome of test number `i` (from 1), if the guest finished it.
@@ -475,4 +497,21 @@ fn guest_logs(share: &Path, console: &Path) -> String {
         }
     }
     logs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{allowed, BOOT_LIMIT};
+    use std::time::Duration;
+
+    #[test]
+    fn the_watchdog_allows_the_running_tests_own_limit_plus_slack() {
+        let s = Duration::from_secs;
+        let limits = [s(120), s(480), s(5)];
+        assert_eq!(allowed(false, 0, &limits, s(30)), BOOT_LIMIT);
+        assert_eq!(allowed(true, 0, &limits, s(30)), s(150));
+        assert_eq!(allowed(true, 1, &limits, s(30)), s(510));
+        assert_eq!(allowed(true, 2, &limits, s(7)), s(12));
+        assert_eq!(allowed(true, 3, &limits, s(7)), s(7));
+    }
 }

@@ -19,6 +19,9 @@
 //! mounts the host's root file system read-only over 9p, chroots into it and runs this same
 //! test binary once per selected kernel test, with `BIGBRO_TESTBED_GUEST=1`: there the
 //! macro runs the body (guest.rs). Each host `#[test]` then reports its own guest result.
+//! Every test has a time limit, 120 s unless it declares its own (`kernel_test!`): the
+//! guest ends a test that outlives it, and the host kills a VM whose running test has
+//! outlived it by a slack.
 //! Without qemu or the kernel cache a kernel test prints one loud line and passes, unless
 //! `CI` is set, where it fails (host.rs, `prerequisites`). `tests/setup.sh` installs both.
 //!
@@ -35,7 +38,7 @@ mod image;
 use std::sync::Mutex;
 
 #[allow(unused_imports)]
-pub use guest::{block_on, modprobe, session_tests, sh, sh_status};
+pub use guest::{block_on, modprobe, session_tests, sh, sh_status, time_limit};
 
 /// Declares kernel tests: each `fn name() { body }` (or `fn name() -> Result<(), E> {..}`,
 /// E: Debug) becomes a `#[test] fn name()` whose body runs inside the test bed's guest
@@ -43,9 +46,30 @@ pub use guest::{block_on, modprobe, session_tests, sh, sh_status};
 /// comments...) are kept on the host test. Not supported: `#[ignore]` (the guest would
 /// still run the test) and `#[should_panic]` (the host test itself does not panic); assert
 /// on a `Result`, or use `std::panic::catch_unwind`, instead.
+///
+/// Time limit: a test may run for `DEFAULT_TEST_LIMIT` (120 s; `BIGBRO_TESTBED_TIMEOUT`
+/// sets another default for a whole binary) unless it declares its own, in seconds, with
+/// `#[time_limit(secs = N)]` written FIRST, before its doc comments and other attributes:
+///
+/// ```ignore
+/// kernel_test! {
+///     #[time_limit(secs = 480)]
+///     /// A long soak.
+///     fn soak() { /* ... */ }
+/// }
+/// ```
+///
+/// The guest runner ends the test after N seconds (it fails "timed out after Ns"), the host
+/// kills the VM only when that test has run N s plus its slack, and the body can read its
+/// limit with `testbed::time_limit()`. A test's own limit wins over
+/// `BIGBRO_TESTBED_TIMEOUT`.
 macro_rules! kernel_test {
     () => {};
-    ($(#[$meta:meta])* fn $name:ident() $body:block $($rest:tt)*) => {
+    // A test with a time limit of its own.
+    (#[time_limit(secs = $secs:literal)] $(#[$meta:meta])* fn $name:ident() $($rest:tt)*) => {
+        $crate::testbed::kernel_test! { @limit(Some($secs)) $(#[$meta])* fn $name() $($rest)* }
+    };
+    (@limit($limit:expr) $(#[$meta:meta])* fn $name:ident() $body:block $($rest:tt)*) => {
         #[test]
         $(#[$meta])*
         fn $name() {
@@ -54,12 +78,13 @@ macro_rules! kernel_test {
 
         const _: () = {
             // Runs before main (like the `inventory` crate does), so that the host knows
-            // every kernel test of this binary before the first one boots the VM.
+            // every kernel test of this binary, and its time limit, before the first one
+            // boots the VM.
             #[used]
             #[link_section = ".init_array"]
             static REGISTER: extern "C" fn() = {
                 extern "C" fn register() {
-                    $crate::testbed::register(module_path!(), stringify!($name));
+                    $crate::testbed::register_limited(module_path!(), stringify!($name), $limit);
                 }
                 register
             };
@@ -67,8 +92,9 @@ macro_rules! kernel_test {
 
         $crate::testbed::kernel_test! { $($rest)* }
     };
-    ($(#[$meta:meta])* fn $name:ident() -> $ret:ty $body:block $($rest:tt)*) => {
+    (@limit($limit:expr) $(#[$meta:meta])* fn $name:ident() -> $ret:ty $body:block $($rest:tt)*) => {
         $crate::testbed::kernel_test! {
+            @limit($limit)
             $(#[$meta])*
             fn $name() {
                 #[allow(clippy::redundant_closure_call)]
@@ -80,31 +106,59 @@ macro_rules! kernel_test {
             $($rest)*
         }
     };
+    // A test with the binary's default time limit.
+    ($(#[$meta:meta])* fn $name:ident() $($rest:tt)*) => {
+        $crate::testbed::kernel_test! { @limit(None) $(#[$meta])* fn $name() $($rest)* }
+    };
 }
 pub(crate) use kernel_test;
 
-/// Names of every kernel test in this binary, as libtest names them.
-static REGISTRY: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// Every kernel test in this binary, as libtest names it, with its own time limit in
+/// seconds if it declares one.
+static REGISTRY: Mutex<Vec<(String, Option<u64>)>> = Mutex::new(Vec::new());
 
 /// The environment variable that tells the test binary it runs inside the guest.
 const GUEST_ENV: &str = "BIGBRO_TESTBED_GUEST";
 
-/// Called before main by every `kernel_test!` function: records its libtest name.
+/// Records a kernel test (its libtest name) with the default time limit, before main; for
+/// test binaries that drive the test bed without `kernel_test!`.
 #[doc(hidden)]
 pub fn register(module_path: &str, name: &str) {
+    register_limited(module_path, name, None);
+}
+
+/// Called before main by every `kernel_test!` function: records its libtest name and the
+/// time limit it declares (seconds), if any.
+#[doc(hidden)]
+pub fn register_limited(module_path: &str, name: &str, limit_secs: Option<u64>) {
     let full = test_name(module_path, name);
     REGISTRY
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .push(full);
+        .push((full, limit_secs));
 }
 
-/// Every kernel test this binary holds, sorted.
+/// Every kernel test this binary holds, sorted by name.
 fn registered() -> Vec<String> {
-    let mut all = REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mut all: Vec<String> = REGISTRY
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|(name, _)| name.clone())
+        .collect();
     all.sort();
     all.dedup();
     all
+}
+
+/// The time limit kernel test `name` declares, in seconds, if it declares one.
+fn declared_limit(name: &str) -> Option<u64> {
+    REGISTRY
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|(n, _)| n == name)
+        .and_then(|(_, limit)| *limit)
 }
 
 /// libtest names a test by its module path without the crate name.
