@@ -149,9 +149,8 @@ echo "== done"
 
 // pacemaker under qemu's emulation takes about 80 s here on an idle machine, too close to
 // the test bed's default limit of 120 s per kernel test.
-ops_common::longer_kernel_test_limit!("300");
-
 kernel_test! {
+    #[time_limit(secs = 300)]
     fn pacemaker_starts_monitors_and_stops_the_resource() {
         if !ops_common::have(
             "pacemaker_starts_monitors_and_stops_the_resource",

@@ -316,9 +316,8 @@ fn usec(sd: &Systemd, prop: &str) -> u64 {
 
 // systemd boots in about 20 s under qemu's emulation, and the longest test here takes
 // about 75 s on an idle machine: too close to the test bed's default 120 s per test.
-ops_common::longer_kernel_test_limit!("240");
-
 kernel_test! {
+    #[time_limit(secs = 240)]
     /// Type=notify reaches active; the daemon runs as user bigbro with CAP_NET_ADMIN alone
     /// under every hardening setting of the unit, and still programs IPVS, installs its
     /// nf_tables mark rule and probes its real server; its watchdog pings keep it running
@@ -381,6 +380,7 @@ kernel_test! {
         assert!(!log.contains("ERROR"), "{log}");
     }
 
+    #[time_limit(secs = 240)]
     /// `systemctl reload` (SIGHUP) applies a new scheduler; `systemctl stop` exits cleanly
     /// leaving IPVS and nf_tables exactly as they were; a start adopts them unchanged; a
     /// kill -9 is restarted by Restart=on-failure a second later, again without a change.
@@ -438,6 +438,7 @@ kernel_test! {
         assert_eq!(sh("nft list ruleset"), ruleset);
     }
 
+    #[time_limit(secs = 240)]
     /// A daemon that stops answering (SIGSTOP: no more watchdog pings) is killed when
     /// WatchdogSec runs out and started again by Restart=on-failure.
     fn a_hung_daemon_is_restarted_by_the_watchdog() {

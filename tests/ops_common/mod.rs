@@ -17,28 +17,6 @@ pub fn agent() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("ocf/bigbro")
 }
 
-/// Makes `$secs` (a string literal) this test binary's limit per kernel test, unless
-/// BIGBRO_TESTBED_TIMEOUT says otherwise: for kernel tests that need longer than the test
-/// bed's default. Set before main (as the test bed registers its tests), when no other
-/// thread can read the environment.
-#[allow(unused_macros)]
-macro_rules! longer_kernel_test_limit {
-    ($secs:literal) => {
-        #[used]
-        #[link_section = ".init_array"]
-        static LONGER_TEST_LIMIT: extern "C" fn() = {
-            extern "C" fn set() {
-                if std::env::var_os("BIGBRO_TESTBED_TIMEOUT").is_none() {
-                    std::env::set_var("BIGBRO_TESTBED_TIMEOUT", $secs);
-                }
-            }
-            set
-        };
-    };
-}
-#[allow(unused_imports)]
-pub(crate) use longer_kernel_test_limit;
-
 /// The OCF root resource-agents installs.
 pub const OCF_ROOT: &str = "/usr/lib/ocf";
 
