@@ -2,7 +2,8 @@
 //! desired, `reconcile::pass` reads the state (one service dump and one destination dump
 //! per owned service: IPVS has no "all destinations" dump) and writes nothing. Also timed,
 //! as yardsticks: one service dump alone, a pass that has one weight to fix (the reaction
-//! path), the same fix by a pass limited to the one changed service, 1,001 bare netlink
+//! path), the same fix by a pass limited to the one changed service (after a dump of every
+//! service, and read alone with GET_SERVICE, as the daemon's weight passes do), 1,001 bare netlink
 //! round trips (GET_INFO: the floor under 1,001 dumps), and `ipvsadm -S -n` (big_brother's
 //! read-back of the same table).
 
@@ -10,7 +11,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use bigbro::ipvs::{Client, Dest};
-use bigbro::reconcile;
+use bigbro::reconcile::{self, Reading};
 use serde_json::json;
 
 use crate::measure::{apply_all, assert_state, emit, secs, setting, timed_command};
@@ -90,6 +91,28 @@ pub fn run() {
             assert_eq!(report.applied.len(), 1, "{:?}", report.applied);
         }
 
+        // The same, the service read alone (GET_SERVICE, its destinations; written; read
+        // again): the daemon's weight-triggered passes.
+        let mut one_service_each = Vec::new();
+        for i in 0..passes {
+            let (svc, _) = &state[i * 43 % state.len()];
+            let slot = desired_now
+                .services
+                .get_mut(&svc.key)
+                .and_then(|s| s.dests.values_mut().next())
+                .expect("a destination");
+            *slot = Dest {
+                weight: 2000 + i as u32,
+                ..slot.clone()
+            };
+            let scope = BTreeSet::from([svc.key]);
+            let started = Instant::now();
+            let report = reconcile::pass_with(&client, &scope, &desired_now, Reading::Each).await;
+            one_service_each.push(started.elapsed());
+            assert!(report.is_clean(), "pass failed: {report:?}");
+            assert_eq!(report.applied.len(), 1, "{:?}", report.applied);
+        }
+
         // The floor: 1,001 netlink round trips that carry almost nothing (GET_INFO).
         let mut round_trips = Vec::new();
         for _ in 0..3 {
@@ -114,6 +137,7 @@ pub fn run() {
             ("bigbro_service_dump", &dump),
             ("bigbro_pass_one_change", &one_change),
             ("bigbro_pass_one_service", &one_service),
+            ("bigbro_pass_one_service_each", &one_service_each),
             ("bigbro_1001_get_info", &round_trips),
             ("ipvsadm_save", &save),
         ] {
