@@ -717,6 +717,17 @@ fn clusters(n: u32, anti_entropy: u32) -> String {
     yaml
 }
 
+/// Starts clusters `c1`..`cn` and waits until each node is at 100 in the kernel.
+async fn start_all(h: &Handle, n: u32) {
+    for i in 1..=n {
+        h.start(&format!("c{i}")).await.unwrap();
+        until(h, &format!("c{i}"), "at 100", |s| {
+            kernel_weights(s) == [(ip(&format!("10.0.3.{i}")), 100)]
+        })
+        .await;
+    }
+}
+
 fn passes(h: &Handle, trigger: &str) -> u64 {
     h.metrics().passes.get(trigger).copied().unwrap_or(0)
 }
@@ -743,15 +754,7 @@ async fn a_weight_change_reads_only_its_service_and_anti_entropy_repairs_the_res
     let t = setup(&clusters(5, 30));
     let (h, k) = (&t.fake.handle, &t.fake.kernel);
     let begun = Instant::now();
-    for i in 1..=5 {
-        h.start(&format!("c{i}")).await.unwrap();
-    }
-    for i in 1..=5 {
-        until(h, &format!("c{i}"), "at 100", |s| {
-            kernel_weights(s) == [(ip(&format!("10.0.3.{i}")), 100)]
-        })
-        .await;
-    }
+    start_all(h, 5).await;
     let repairs = h.metrics().repairs;
     let weight_passes = passes(h, "weights");
     k.take_reads();
@@ -813,13 +816,7 @@ async fn a_weight_change_reads_only_its_service_and_anti_entropy_repairs_the_res
 async fn a_weight_change_recreates_its_service_when_it_is_gone() {
     let t = setup(&clusters(3, 300));
     let (h, k) = (&t.fake.handle, &t.fake.kernel);
-    for i in 1..=3 {
-        h.start(&format!("c{i}")).await.unwrap();
-        until(h, &format!("c{i}"), "at 100", |s| {
-            kernel_weights(s) == [(ip(&format!("10.0.3.{i}")), 100)]
-        })
-        .await;
-    }
+    start_all(h, 3).await;
     k.hand_edit(Op::DelService(key(12)));
     k.hand_edit(Op::DelService(key(13)));
     k.take_reads();
@@ -837,13 +834,7 @@ async fn a_weight_change_recreates_its_service_when_it_is_gone() {
 async fn a_failed_operation_keeps_its_service_dirty_until_it_succeeds() {
     let t = setup(&clusters(3, 300));
     let (h, k) = (&t.fake.handle, &t.fake.kernel);
-    for i in 1..=3 {
-        h.start(&format!("c{i}")).await.unwrap();
-        until(h, &format!("c{i}"), "at 100", |s| {
-            kernel_weights(s) == [(ip(&format!("10.0.3.{i}")), 100)]
-        })
-        .await;
-    }
+    start_all(h, 3).await;
     k.fail_ops_matching("FWM 12", libc::ENOMEM);
     t.fake.set_health(&target("10.0.3.2"), 40);
     until(h, "c2", "the failure shown", |s| !s.errors.is_empty()).await;

@@ -296,6 +296,16 @@ mod tests {
         (k, owned, d)
     }
 
+    /// Sets the weight of service `mark`'s destination 10.0.0.1 in `d`.
+    fn set_weight(d: &mut Desired, mark: u32, weight: u32) {
+        let dest = Dest::ipip(ip("10.0.0.1"), weight);
+        d.services
+            .get_mut(&key(mark))
+            .unwrap()
+            .dests
+            .insert((dest.addr, 0), dest);
+    }
+
     fn weights(o: &[Observed]) -> Vec<(u32, u32)> {
         o.iter()
             .flat_map(|o| {
@@ -316,11 +326,7 @@ mod tests {
         k.hand_edit(Op::DelService(key(9)));
         // Desired asks to delete 9 too, but 9 is outside the pass.
         d.services.remove(&key(9));
-        d.services
-            .get_mut(&key(8))
-            .unwrap()
-            .dests
-            .insert((ip("10.0.0.1"), 0), Dest::ipip(ip("10.0.0.1"), 80));
+        set_weight(&mut d, 8, 80);
         let r = pass_with(&k, &BTreeSet::from([key(8)]), &d, Reading::Each).await;
         assert!(r.is_clean());
         assert_eq!(
@@ -420,11 +426,7 @@ mod tests {
     async fn a_failed_op_is_read_again_and_shows_what_the_kernel_holds() {
         let (k, _, mut d) = three_services().await;
         k.fail_ops_matching("FWM 8", libc::ENOMEM);
-        d.services
-            .get_mut(&key(8))
-            .unwrap()
-            .dests
-            .insert((ip("10.0.0.1"), 0), Dest::ipip(ip("10.0.0.1"), 80));
+        set_weight(&mut d, 8, 80);
         let r = pass_with(&k, &BTreeSet::from([key(8)]), &d, Reading::Each).await;
         assert_eq!(r.failed.len(), 1, "{:?}", r.failed);
         assert_eq!(weights(r.observed.as_deref().unwrap()), [(8, 8)]);

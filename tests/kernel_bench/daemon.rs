@@ -20,7 +20,7 @@ use serde_json::json;
 
 use crate::daemon_bed::{nodes, runtime, settings, spawn_daemon, ConfigFile};
 use crate::measure::{apply_all, emit, secs, setting};
-use crate::reaction::{wait_for_weight, CYCLE};
+use crate::reaction::{change_health, wait_for_weight};
 use crate::testbed::dataplane::{DataPlane, Health, RealServer, HEALTH_PORT};
 use crate::workload;
 
@@ -137,13 +137,7 @@ async fn reactions(handle: &Handle, rs: &RealServer, changes: usize) -> Vec<Dura
     wait_for_weight(&poller, service, 100, Duration::from_secs(60)).await;
     let mut reaction = Vec::new();
     for i in 0..changes {
-        let pause = rand::random_range(0..INTERVAL.as_millis() as u64);
-        tokio::time::sleep(Duration::from_millis(pause)).await;
-        let health = CYCLE[i % CYCLE.len()];
-        rs.set_health(Health::litmus(u32::from(health)));
-        let changed = Instant::now();
-        let seen =
-            wait_for_weight(&poller, service, u32::from(health), Duration::from_secs(30)).await;
+        let (_, changed, seen) = change_health(rs, &poller, service, i, INTERVAL, || {}).await;
         reaction.push(seen - changed);
     }
     assert!(handle.daemon_status().adopted);

@@ -10,8 +10,8 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use bigbro::ipvs::{Client, Dest};
-use bigbro::reconcile::{self, Reading};
+use bigbro::ipvs::{Client, Dest, ServiceKey};
+use bigbro::reconcile::{self, Desired, Reading};
 use serde_json::json;
 
 use crate::measure::{apply_all, assert_state, emit, secs, setting, timed_command};
@@ -54,15 +54,7 @@ pub fn run() {
         let mut desired_now = desired.clone();
         for i in 0..passes {
             let (svc, _) = &state[i * 37 % state.len()];
-            let slot = desired_now
-                .services
-                .get_mut(&svc.key)
-                .and_then(|s| s.dests.values_mut().next())
-                .expect("a destination");
-            *slot = Dest {
-                weight: 1 + i as u32,
-                ..slot.clone()
-            };
+            set_first_weight(&mut desired_now, svc.key, 1 + i as u32);
             let started = Instant::now();
             let report = reconcile::pass(&client, &owned, &desired_now).await;
             one_change.push(started.elapsed());
@@ -74,15 +66,7 @@ pub fn run() {
         let mut one_service = Vec::new();
         for i in 0..passes {
             let (svc, _) = &state[i * 41 % state.len()];
-            let slot = desired_now
-                .services
-                .get_mut(&svc.key)
-                .and_then(|s| s.dests.values_mut().next())
-                .expect("a destination");
-            *slot = Dest {
-                weight: 1000 + i as u32,
-                ..slot.clone()
-            };
+            set_first_weight(&mut desired_now, svc.key, 1000 + i as u32);
             let scope = BTreeSet::from([svc.key]);
             let started = Instant::now();
             let report = reconcile::pass(&client, &scope, &desired_now).await;
@@ -96,15 +80,7 @@ pub fn run() {
         let mut one_service_each = Vec::new();
         for i in 0..passes {
             let (svc, _) = &state[i * 43 % state.len()];
-            let slot = desired_now
-                .services
-                .get_mut(&svc.key)
-                .and_then(|s| s.dests.values_mut().next())
-                .expect("a destination");
-            *slot = Dest {
-                weight: 2000 + i as u32,
-                ..slot.clone()
-            };
+            set_first_weight(&mut desired_now, svc.key, 2000 + i as u32);
             let scope = BTreeSet::from([svc.key]);
             let started = Instant::now();
             let report = reconcile::pass_with(&client, &scope, &desired_now, Reading::Each).await;
@@ -150,4 +126,17 @@ pub fn run() {
             }));
         }
     });
+}
+
+/// Sets the weight of the first destination of `service` in `desired`.
+fn set_first_weight(desired: &mut Desired, service: ServiceKey, weight: u32) {
+    let slot = desired
+        .services
+        .get_mut(&service)
+        .and_then(|s| s.dests.values_mut().next())
+        .expect("a destination");
+    *slot = Dest {
+        weight,
+        ..slot.clone()
+    };
 }
