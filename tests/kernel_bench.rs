@@ -2,7 +2,8 @@
 //! weight churn three ways (bigbro's batch, `ipvsadm -R`, one `ipvsadm` exec per operation
 //! as big_brother does), the no-op reconcile of 1,000 services × 10 destinations, and the
 //! reaction time from a backend's health change to the kernel weight, through bigbro's
-//! parts wired by hand (scaled to 1,000 services) and through the real daemon.
+//! parts wired by hand (scaled to 1,000 services) and through the real daemon (alone, and
+//! with 999 more adopted clusters: 1,000 services).
 //!
 //! They are measurements, not tests: they boot a VM and take minutes, so `cargo test` only
 //! prints that they were skipped unless `BIGBRO_BENCH=1` is set. The scale harness sets it
@@ -35,11 +36,12 @@ mod reaction;
 
 /// Every benchmark of this binary, so that the first one to run on the host tells the
 /// test bed about all of them (they do not use `kernel_test!`, which cannot be skipped).
-const BENCHES: [&str; 4] = [
+const BENCHES: [&str; 5] = [
     "bench_bulk_apply_and_weight_churn",
     "bench_noop_reconcile",
     "bench_reaction_time",
     "bench_reaction_time_daemon",
+    "bench_reaction_time_daemon_1000",
 ];
 
 /// Runs benchmark `name` in the guest when `BIGBRO_BENCH` is set (the guest inherits the
@@ -79,4 +81,9 @@ fn bench_reaction_time() {
 #[test]
 fn bench_reaction_time_daemon() {
     run("bench_reaction_time_daemon", daemon::run);
+}
+
+#[test]
+fn bench_reaction_time_daemon_1000() {
+    run("bench_reaction_time_daemon_1000", daemon::run_thousand);
 }

@@ -156,6 +156,14 @@ pub fn render(machine: &Machine, kernel: &[Value], probing: &[Value]) -> String 
             dur(median(&noop("bigbro_pass_one_change"))),
             dur(median(&noop("bigbro_pass_one_service")))
         );
+        let each = noop("bigbro_pass_one_service_each");
+        if !each.is_empty() {
+            let _ = writeln!(
+                t,
+                "| 2 | pass fixing 1 weight, the changed service read alone (GET_SERVICE; the daemon's weight passes) | {} | | | | |",
+                dur(median(&each))
+            );
+        }
     }
 
     for p in probing {

@@ -11,6 +11,14 @@
 //! logged, shown in the status and metrics, and retried with a backoff. After every change
 //! it publishes a new view for the handles' queries.
 //!
+//! Passes after commands, anti-entropy passes and any pass after a failed read read every
+//! owned service (full passes). The others (weights, interpol, drains, retries of failed
+//! operations) read and compare only the dirty services: those whose desired state differs
+//! from what the kernel held when a pass last read them, and those with failed operations.
+//! A hand edit of another service is repaired by the next full pass, within one
+//! anti-entropy interval. The status shows each service as the last pass that read it
+//! found it (read again after every write), without a read of its own.
+//!
 //! It never touches a service outside the configuration (only the reconciler writes, and
 //! only owned keys), and shutting down leaves IPVS and nf_tables exactly as they are.
 
@@ -38,7 +46,7 @@ use super::status::{
 use crate::config::{self, Cluster, Model};
 use crate::health::Prober;
 use crate::ipvs::{self, ServiceKey};
-use crate::reconcile::{self, Desired, IpvsKernel, MarkTable, Observed};
+use crate::reconcile::{self, Desired, IpvsKernel, MarkTable, Observed, Reading};
 use crate::types::{ClusterName, Weight};
 use crate::weight::{self, DriverHandle, DriverOptions, Initial, WeightBatch};
 
@@ -142,6 +150,7 @@ where
         running: BTreeMap::new(),
         weights: BTreeMap::new(),
         observed: BTreeMap::new(),
+        observed_whole: false,
         errors: BTreeMap::new(),
         orphans: BTreeSet::new(),
         last_wanted: Desired::default(),
@@ -186,8 +195,11 @@ struct Controller<K, M> {
     running: BTreeMap<ClusterName, Running>,
     /// The policy's weights, as of the last pass.
     weights: desired::Weights,
-    /// The owned services as the last dump found them.
+    /// The owned services as the last pass that read them found them.
     observed: BTreeMap<ServiceKey, Observed>,
+    /// Whether `observed` holds every owned service as last read (false before adoption
+    /// and after a failed read): only then may a pass read just the dirty services.
+    observed_whole: bool,
     /// The last pass's errors, by service (dump errors under no key).
     errors: BTreeMap<Option<ServiceKey>, Vec<String>>,
     /// Services a previous configuration owned, to delete (fwmark changes, removed
@@ -447,7 +459,7 @@ impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
         }
         self.adopted = true;
         self.daemon.adopted = true;
-        self.record_observed(observed);
+        self.record_observed(None, observed);
         true
     }
 
@@ -688,9 +700,14 @@ impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
         owned
     }
 
-    /// One reconciliation pass; `structural` also reconciles the mark rules.
+    /// One reconciliation pass; `structural` also reconciles the mark rules. Full (every
+    /// owned service read) after commands, for anti-entropy, and when the last read failed;
+    /// otherwise over the dirty services only.
     async fn pass(&mut self, trigger: Trigger, structural: bool) {
+        let mut full =
+            matches!(trigger, Trigger::Command | Trigger::AntiEntropy) || !self.observed_whole;
         if !self.adopted {
+            full = true;
             if !self.try_adopt().await {
                 self.schedule_retry();
                 self.publish();
@@ -716,7 +733,11 @@ impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
         );
         self.last_wanted = wanted;
         let owned = self.owned();
-        let report = reconcile::pass(&*self.kernel, &owned, &desired).await;
+        let (keys, reading) = match full {
+            true => (owned, Reading::Dump),
+            false => (self.dirty(&owned, &desired), Reading::Each),
+        };
+        let mut report = reconcile::pass_with(&*self.kernel, &keys, &desired, reading).await;
         for op in &report.applied {
             if trigger == Trigger::AntiEntropy {
                 tracing::warn!(
@@ -727,7 +748,10 @@ impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
                 tracing::info!("ipvsadm {}", op.ipvsadm_args());
             }
         }
-        self.errors.clear();
+        // Errors of services outside a partial pass stay (there are none: a service with
+        // errors is dirty, and a failed read makes the next pass full).
+        self.errors
+            .retain(|k, _| !full && k.is_some_and(|k| !keys.contains(&k)));
         let mut failures: Vec<&ipvs::Error> = report.failed.iter().collect();
         for e in &report.failed {
             tracing::error!("{e} (retried on the next pass)");
@@ -742,9 +766,16 @@ impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
             self.errors.entry(None).or_default().push(e.to_string());
             failures.push(e);
         }
-        match reconcile::observe(&*self.kernel, &owned).await {
-            Ok(observed) => self.record_observed(observed),
-            Err(e) => tracing::warn!("{e}; the status shows the previous dump"),
+        match report.observed.take() {
+            Some(observed) => self.record_observed((!full).then_some(&keys), observed),
+            None => {
+                self.observed_whole = false;
+                if let Some(e) = &report.reread_error {
+                    tracing::warn!(
+                        "{e}; the status shows the previous reading until the next pass, which reads every service"
+                    );
+                }
+            }
         }
         let clean = report.is_clean();
         let took = started.elapsed();
@@ -755,6 +786,8 @@ impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
             trigger,
             applied: report.applied.len(),
             errors: self.errors.values().flatten().cloned().collect(),
+            full,
+            services: keys.len(),
         });
         if structural || trigger == Trigger::AntiEntropy {
             self.marks_pass(trigger).await;
@@ -774,13 +807,36 @@ impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
         self.publish();
     }
 
-    fn record_observed(&mut self, observed: Vec<Observed>) {
-        self.observed = observed
-            .into_iter()
-            .map(|o| (o.service.service.key, o))
-            .collect();
+    /// Takes a pass's reading: of every owned service (`read` None: a full pass), or of
+    /// the services in `read` only.
+    fn record_observed(&mut self, read: Option<&BTreeSet<ServiceKey>>, observed: Vec<Observed>) {
+        let observed = observed.into_iter().map(|o| (o.service.service.key, o));
+        match read {
+            Some(keys) => {
+                self.observed.retain(|k, _| !keys.contains(k));
+                self.observed.extend(observed);
+            }
+            None => {
+                self.observed = observed.collect();
+                self.observed_whole = true;
+            }
+        }
         let present = &self.observed;
         self.orphans.retain(|k| present.contains_key(k));
+    }
+
+    /// The owned services a partial pass must read: those whose desired state differs
+    /// from what the kernel held when last read (a weight, a node, a drain that ended, a
+    /// service to create or delete), and those whose operations failed.
+    fn dirty(&self, owned: &BTreeSet<ServiceKey>, desired: &Desired) -> BTreeSet<ServiceKey> {
+        owned
+            .iter()
+            .copied()
+            .filter(|k| {
+                self.errors.contains_key(&Some(*k))
+                    || reconcile::differs(desired.services.get(k), self.observed.get(k))
+            })
+            .collect()
     }
 
     fn choose_active_nodes(&mut self) {

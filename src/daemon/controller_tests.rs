@@ -3,6 +3,7 @@
 //! big_brother parity rules, each asserted on the table the fake kernel ends up with.
 //! Every wait is for an event (a published view), bounded in virtual time.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -701,4 +702,174 @@ clusters:
          -H nsca.example -d ,\nlb1,web_pool,2,CRITICAL 50% of nodes are down\n"
     );
     assert_eq!(h.metrics().nagios_sent, 3);
+}
+
+/// `n` clusters `c1`.. on fwmarks 11.., one node each (10.0.3.i), no ramp.
+fn clusters(n: u32, anti_entropy: u32) -> String {
+    let mut yaml = format!("bigbro:\n  anti_entropy_interval: {anti_entropy}\nclusters:\n");
+    for i in 1..=n {
+        yaml.push_str(&format!(
+            "  - cluster_name: c{i}\n    fwmark: {}\n    scheduler: wrr\n    ramp_up_time: 0\n    \
+             nodes:\n      - {{address: 10.0.3.{i}, port: 9292, path: /s}}\n",
+            10 + i
+        ));
+    }
+    yaml
+}
+
+/// Starts clusters `c1`..`cn` and waits until each node is at 100 in the kernel.
+async fn start_all(h: &Handle, n: u32) {
+    for i in 1..=n {
+        h.start(&format!("c{i}")).await.unwrap();
+        until(h, &format!("c{i}"), "at 100", |s| {
+            kernel_weights(s) == [(ip(&format!("10.0.3.{i}")), 100)]
+        })
+        .await;
+    }
+}
+
+fn passes(h: &Handle, trigger: &str) -> u64 {
+    h.metrics().passes.get(trigger).copied().unwrap_or(0)
+}
+
+/// The services a run of reads touched, and whether it dumped every service.
+fn read_keys(reads: &[crate::reconcile::kernel::Read]) -> (BTreeSet<ServiceKey>, bool) {
+    use crate::reconcile::kernel::Read;
+    let mut keys = BTreeSet::new();
+    let mut dumped = false;
+    for r in reads {
+        match r {
+            Read::Services => dumped = true,
+            Read::Service(k) | Read::Dests(k) => {
+                keys.insert(*k);
+            }
+            Read::Daemons => {}
+        }
+    }
+    (keys, dumped)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_weight_change_reads_only_its_service_and_anti_entropy_repairs_the_rest() {
+    let t = setup(&clusters(5, 30));
+    let (h, k) = (&t.fake.handle, &t.fake.kernel);
+    let begun = Instant::now();
+    start_all(h, 5).await;
+    let repairs = h.metrics().repairs;
+    let weight_passes = passes(h, "weights");
+    k.take_reads();
+    // Behind bigbro's back: c2's weight. Then c4's health changes.
+    k.hand_edit(Op::EditDest {
+        service: key(12),
+        dest: Dest::ipip(ip("10.0.3.2"), 5),
+    });
+    t.fake.set_health(&target("10.0.3.4"), 40);
+    let s = until(h, "c4", "c4 at 40", |s| {
+        kernel_weights(s) == [(ip("10.0.3.4"), 40)]
+    })
+    .await;
+    assert_eq!(s.nodes[0].kernel.as_ref().map(|d| d.weight), Some(40));
+    assert!(
+        begun.elapsed() < Duration::from_secs(30),
+        "before anti-entropy"
+    );
+    let (keys, dumped) = read_keys(&k.take_reads());
+    assert_eq!(
+        keys,
+        BTreeSet::from([key(14)]),
+        "only c4's service was read"
+    );
+    assert!(!dumped, "no dump of every service");
+    assert!(
+        k.save().contains("-a -f 12 -r 10.0.3.2:0 -i -w 5 "),
+        "c2 untouched"
+    );
+    let m = h.metrics();
+    assert!(passes(h, "weights") > weight_passes);
+    assert_eq!(m.repairs, repairs);
+    let last = h.daemon_status().last_pass.unwrap();
+    assert!(!last.full && last.services == 1, "{last:?}");
+    // The other clusters' status still shows their services (as last read).
+    for i in [1, 2, 3, 5] {
+        let s = h.status(&format!("c{i}")).await.unwrap();
+        assert!(s.kernel.is_some(), "c{i} lost its kernel view: {s:#?}");
+    }
+    // The next anti-entropy pass reads everything and puts c2 back.
+    until_daemon(h, "c2 repaired", |h| h.metrics().repairs > repairs).await;
+    assert!(
+        begun.elapsed() <= Duration::from_secs(31),
+        "{:?}",
+        begun.elapsed()
+    );
+    assert!(k.save().contains("-a -f 12 -r 10.0.3.2:0 -i -w 100 "));
+    let (_, dumped) = read_keys(&k.take_reads());
+    assert!(dumped, "anti-entropy dumps every service");
+    let s = until(h, "c2", "c2's status repaired", |s| {
+        kernel_weights(s) == [(ip("10.0.3.2"), 100)]
+    })
+    .await;
+    assert!(s.errors.is_empty());
+    assert!(h.daemon_status().last_pass.unwrap().full);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_weight_change_recreates_its_service_when_it_is_gone() {
+    let t = setup(&clusters(3, 300));
+    let (h, k) = (&t.fake.handle, &t.fake.kernel);
+    start_all(h, 3).await;
+    k.hand_edit(Op::DelService(key(12)));
+    k.hand_edit(Op::DelService(key(13)));
+    k.take_reads();
+    t.fake.set_health(&target("10.0.3.2"), 60);
+    until(h, "c2", "c2 recreated at 60", |s| {
+        kernel_weights(s) == [(ip("10.0.3.2"), 60)]
+    })
+    .await;
+    let (keys, dumped) = read_keys(&k.take_reads());
+    assert_eq!((keys, dumped), (BTreeSet::from([key(12)]), false));
+    assert!(!k.save().contains("-f 13"), "c3 is left to anti-entropy");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_operation_keeps_its_service_dirty_until_it_succeeds() {
+    let t = setup(&clusters(3, 300));
+    let (h, k) = (&t.fake.handle, &t.fake.kernel);
+    start_all(h, 3).await;
+    k.fail_ops_matching("FWM 12", libc::ENOMEM);
+    t.fake.set_health(&target("10.0.3.2"), 40);
+    until(h, "c2", "the failure shown", |s| !s.errors.is_empty()).await;
+    // Retries read c2 alone.
+    let retries = passes(h, "retry");
+    k.take_reads();
+    until_daemon(h, "a retry", |h| passes(h, "retry") > retries).await;
+    let (keys, dumped) = read_keys(&k.take_reads());
+    assert_eq!((keys, dumped), (BTreeSet::from([key(12)]), false));
+    // A weight change elsewhere reads c2 too while it still fails.
+    t.fake.set_health(&target("10.0.3.3"), 70);
+    until(h, "c3", "c3 at 70", |s| {
+        kernel_weights(s) == [(ip("10.0.3.3"), 70)]
+    })
+    .await;
+    let (keys, _) = read_keys(&k.take_reads());
+    assert!(
+        keys.contains(&key(12)) && keys.contains(&key(13)),
+        "{keys:?}"
+    );
+    assert!(!keys.contains(&key(11)), "{keys:?}");
+    // Once the kernel accepts it, c2 is clean and no longer read.
+    k.clear_failures();
+    let s = until(h, "c2", "c2 at 40", |s| {
+        kernel_weights(s) == [(ip("10.0.3.2"), 40)]
+    })
+    .await;
+    assert!(s.errors.is_empty(), "{:?}", s.errors);
+    k.take_reads();
+    t.fake.set_health(&target("10.0.3.1"), 20);
+    until(h, "c1", "c1 at 20", |s| {
+        kernel_weights(s) == [(ip("10.0.3.1"), 20)]
+    })
+    .await;
+    let (keys, dumped) = read_keys(&k.take_reads());
+    assert_eq!((keys, dumped), (BTreeSet::from([key(11)]), false));
+    assert!(h.daemon_status().last_pass.unwrap().errors.is_empty());
 }

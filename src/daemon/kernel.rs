@@ -51,6 +51,9 @@ impl IpvsKernel for LazyIpvs {
     async fn services(&self) -> Result<Vec<ServiceEntry>, ipvs::Error> {
         self.get().await?.services().await
     }
+    async fn service(&self, key: &ServiceKey) -> Result<ServiceEntry, ipvs::Error> {
+        self.get().await?.service(key).await
+    }
     async fn dests(&self, key: &ServiceKey) -> Result<Vec<DestEntry>, ipvs::Error> {
         self.get().await?.dests(key).await
     }

@@ -198,6 +198,11 @@ pub struct PassStatus {
     pub applied: usize,
     /// Every error, each naming the operation.
     pub errors: Vec<String>,
+    /// Whether it read every owned service (after a command, for anti-entropy, after a
+    /// failed read) or only the services whose desired state had changed.
+    pub full: bool,
+    /// How many owned services it read and compared.
+    pub services: usize,
 }
 
 /// What caused a pass.

@@ -78,6 +78,25 @@ pub fn diff(owned: &BTreeSet<ServiceKey>, desired: &Desired, observed: &[Observe
     ops
 }
 
+/// Whether [`diff`] has anything to do for one owned service: `want` (`None`: it should
+/// not exist) against `have` (`None`: the kernel does not hold it). Allocates nothing, so
+/// a caller can ask it of every service to find the few that changed. Like the kernel,
+/// it takes a service's destinations to be distinct by (address, port).
+pub fn differs(want: Option<&DesiredService>, have: Option<&Observed>) -> bool {
+    match (want, have) {
+        (None, None) => false,
+        (Some(_), None) | (None, Some(_)) => true,
+        (Some(want), Some(have)) => {
+            want.service != have.service.service
+                || want.dests.len() != have.dests.len()
+                || have
+                    .dests
+                    .iter()
+                    .any(|d| want.dests.get(&(d.dest.addr, d.dest.port)) != Some(&d.dest))
+        }
+    }
+}
+
 fn diff_service(want: &DesiredService, have: &Observed, ops: &mut Vec<Op>) {
     let key = want.service.key;
     if want.service != have.service.service {
@@ -270,5 +289,54 @@ pub(crate) mod tests {
                 dest: dr
             }]
         );
+    }
+
+    #[test]
+    fn differs_agrees_with_the_diff() {
+        let svc = Service::new(key(7), "wrr");
+        let d = |a: &str, w: u32| Dest::ipip(ip(a), w);
+        let base = [d("10.0.0.1", 30), d("10.0.0.2", 70)];
+        let mut dr = d("10.0.0.1", 30);
+        dr.forward = crate::ipvs::ForwardMethod::DirectRoute;
+        let wants: Vec<Option<DesiredService>> = vec![
+            None,
+            Some(DesiredService::new(svc.clone(), base.clone())),
+            Some(DesiredService::new(svc.clone(), [])),
+            Some(DesiredService::new(
+                Service::new(key(7), "wlc"),
+                base.clone(),
+            )),
+            Some(DesiredService::new(
+                svc.clone(),
+                [d("10.0.0.1", 31), d("10.0.0.2", 70)],
+            )),
+            Some(DesiredService::new(svc.clone(), [d("10.0.0.1", 30)])),
+            Some(DesiredService::new(
+                svc.clone(),
+                [d("10.0.0.1", 30), d("10.0.0.3", 70)],
+            )),
+            Some(DesiredService::new(svc.clone(), [dr, d("10.0.0.2", 70)])),
+        ];
+        let haves: Vec<Option<Observed>> = vec![
+            None,
+            Some(observed(svc.clone(), &base)),
+            Some(observed(svc.clone(), &[])),
+            Some(observed(svc.clone(), &base[..1])),
+        ];
+        let mut checked = 0;
+        for want in &wants {
+            for have in &haves {
+                let mut desired = Desired::default();
+                desired.services.extend(want.clone().map(|w| (key(7), w)));
+                let ops = diff(&owned(&[7]), &desired, have.as_slice());
+                assert_eq!(
+                    differs(want.as_ref(), have.as_ref()),
+                    !ops.is_empty(),
+                    "want {want:?}, have {have:?}: {ops:?}"
+                );
+                checked += usize::from(!ops.is_empty());
+            }
+        }
+        assert!(checked > 20, "most pairs differ: {checked}");
     }
 }

@@ -1,6 +1,6 @@
-//! The seam between the reconciler and IPVS: the calls a pass needs (list services, list
-//! one service's destinations, list the sync daemons, apply a batch), implemented by the
-//! real netlink client and by an in-memory fake.
+//! The seam between the reconciler and IPVS: the calls a pass needs (list services, read
+//! one service, list one service's destinations, list the sync daemons, apply a batch),
+//! implemented by the real netlink client and by an in-memory fake.
 //!
 //! The fake exists for fast unit tests of reconciliation logic (and of the daemon's
 //! policy around it). It mimics the kernel's answers (EEXIST, ESRCH, ENOENT) but it is
@@ -22,6 +22,11 @@ use crate::ipvs::{
 pub trait IpvsKernel: Send + Sync {
     /// Every service in the namespace (one dump). The caller filters to what it owns.
     fn services(&self) -> impl Future<Output = Result<Vec<ServiceEntry>, ipvs::Error>> + Send;
+    /// One service (one request, not a dump); `ipvs::Error::ServiceNotFound` if absent.
+    fn service(
+        &self,
+        key: &ServiceKey,
+    ) -> impl Future<Output = Result<ServiceEntry, ipvs::Error>> + Send;
     /// The destinations of one service (one dump).
     fn dests(
         &self,
@@ -37,6 +42,9 @@ impl IpvsKernel for ipvs::Client {
     async fn services(&self) -> Result<Vec<ServiceEntry>, ipvs::Error> {
         ipvs::Client::services(self).await
     }
+    async fn service(&self, key: &ServiceKey) -> Result<ServiceEntry, ipvs::Error> {
+        ipvs::Client::service(self, key).await
+    }
     async fn dests(&self, key: &ServiceKey) -> Result<Vec<DestEntry>, ipvs::Error> {
         ipvs::Client::dests(self, key).await
     }
@@ -51,6 +59,20 @@ impl IpvsKernel for ipvs::Client {
 /// A service and its destinations keyed by (address, port), as the fake holds them.
 type FakeService = (Service, BTreeMap<(IpAddr, u16), Dest>);
 
+/// One read the fake answered (or refused), in the order they came: what tests count to
+/// see how much of the table a pass reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Read {
+    /// The dump of every service.
+    Services,
+    /// One service, read alone.
+    Service(ServiceKey),
+    /// The destinations of one service.
+    Dests(ServiceKey),
+    /// The sync daemons.
+    Daemons,
+}
+
 /// An in-memory IPVS table that answers like the kernel does, for unit tests.
 #[derive(Default)]
 pub struct FakeKernel {
@@ -62,6 +84,8 @@ pub struct FakeKernel {
     failures: Mutex<Vec<(String, i32)>>,
     /// Every op applied successfully, in order.
     pub log: Mutex<Vec<Op>>,
+    /// Every read asked for since the last [`FakeKernel::take_reads`], in order.
+    reads: Mutex<Vec<Read>>,
 }
 
 impl FakeKernel {
@@ -78,7 +102,7 @@ impl FakeKernel {
             .push((needle.to_string(), errno));
     }
 
-    /// Makes every dump (services, destinations, daemons) fail with `errno` until
+    /// Makes every read (services, one service, destinations, daemons) fail with `errno` until
     /// [`FakeKernel::clear_failures`].
     pub fn fail_dumps(&self, errno: i32) {
         *self.dump_failure.lock().unwrap() = Some(errno);
@@ -89,7 +113,14 @@ impl FakeKernel {
         *self.dump_failure.lock().unwrap() = None;
     }
 
-    fn dump(&self, op: Operation) -> Result<(), ipvs::Error> {
+    /// The reads asked for since the last call (or since the fake was made), in order.
+    pub fn take_reads(&self) -> Vec<Read> {
+        std::mem::take(&mut *self.reads.lock().unwrap())
+    }
+
+    /// Records `read` and answers the dump failure, if one is set.
+    fn dump(&self, read: Read, op: Operation) -> Result<(), ipvs::Error> {
+        self.reads.lock().unwrap().push(read);
         match *self.dump_failure.lock().unwrap() {
             Some(errno) => Err(ipvs::Error::from_errno(op, errno)),
             None => Ok(()),
@@ -183,7 +214,7 @@ impl FakeKernel {
 
 impl IpvsKernel for FakeKernel {
     async fn services(&self) -> Result<Vec<ServiceEntry>, ipvs::Error> {
-        self.dump(Operation::ListServices)?;
+        self.dump(Read::Services, Operation::ListServices)?;
         Ok(self
             .table
             .lock()
@@ -195,8 +226,19 @@ impl IpvsKernel for FakeKernel {
             })
             .collect())
     }
+    async fn service(&self, key: &ServiceKey) -> Result<ServiceEntry, ipvs::Error> {
+        let op = Operation::GetService(*key);
+        self.dump(Read::Service(*key), op.clone())?;
+        match self.table.lock().unwrap().get(key) {
+            Some((s, _)) => Ok(ServiceEntry {
+                service: s.clone(),
+                stats: Stats::default(),
+            }),
+            None => Err(ipvs::Error::from_errno(op, libc::ESRCH)),
+        }
+    }
     async fn dests(&self, key: &ServiceKey) -> Result<Vec<DestEntry>, ipvs::Error> {
-        self.dump(Operation::ListDests(*key))?;
+        self.dump(Read::Dests(*key), Operation::ListDests(*key))?;
         // Like the kernel: a missing service gives an empty dump, not an error.
         Ok(self
             .table
@@ -217,7 +259,7 @@ impl IpvsKernel for FakeKernel {
             .unwrap_or_default())
     }
     async fn daemons(&self) -> Result<Vec<SyncDaemon>, ipvs::Error> {
-        self.dump(Operation::ListDaemons)?;
+        self.dump(Read::Daemons, Operation::ListDaemons)?;
         let mut out = self.daemons.lock().unwrap().clone();
         out.sort_by_key(|d| d.state == DaemonState::Backup);
         Ok(out)

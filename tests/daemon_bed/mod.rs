@@ -138,8 +138,10 @@ pub fn unix_now() -> f64 {
         .as_secs_f64()
 }
 
-/// Waits for the first pass that started after `t_unix` and left `cluster` in a state
-/// `ok` accepts; returns when that pass finished (unix time).
+/// Waits for the first full pass (one that read every owned service, as anti-entropy
+/// does: a partial pass leaves the status of services it did not read as they were) that
+/// started after `t_unix` and left `cluster` in a state `ok` accepts; returns when that
+/// pass finished (unix time).
 pub async fn until_pass_after(
     h: &Handle,
     cluster: &str,
@@ -152,7 +154,7 @@ pub async fn until_pass_after(
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         let pass = h.daemon_status().last_pass;
-        if let Some(p) = pass.filter(|p| p.at_unix - p.duration_seconds > t_unix) {
+        if let Some(p) = pass.filter(|p| p.full && p.at_unix - p.duration_seconds > t_unix) {
             let s = h.status(cluster).await.expect("configured cluster");
             if ok(&s) {
                 return p.at_unix;

@@ -2,15 +2,16 @@
 //! desired, `reconcile::pass` reads the state (one service dump and one destination dump
 //! per owned service: IPVS has no "all destinations" dump) and writes nothing. Also timed,
 //! as yardsticks: one service dump alone, a pass that has one weight to fix (the reaction
-//! path), the same fix by a pass limited to the one changed service, 1,001 bare netlink
+//! path), the same fix by a pass limited to the one changed service (after a dump of every
+//! service, and read alone with GET_SERVICE, as the daemon's weight passes do), 1,001 bare netlink
 //! round trips (GET_INFO: the floor under 1,001 dumps), and `ipvsadm -S -n` (big_brother's
 //! read-back of the same table).
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use bigbro::ipvs::{Client, Dest};
-use bigbro::reconcile;
+use bigbro::ipvs::{Client, Dest, ServiceKey};
+use bigbro::reconcile::{self, Desired, Reading};
 use serde_json::json;
 
 use crate::measure::{apply_all, assert_state, emit, secs, setting, timed_command};
@@ -53,15 +54,7 @@ pub fn run() {
         let mut desired_now = desired.clone();
         for i in 0..passes {
             let (svc, _) = &state[i * 37 % state.len()];
-            let slot = desired_now
-                .services
-                .get_mut(&svc.key)
-                .and_then(|s| s.dests.values_mut().next())
-                .expect("a destination");
-            *slot = Dest {
-                weight: 1 + i as u32,
-                ..slot.clone()
-            };
+            set_first_weight(&mut desired_now, svc.key, 1 + i as u32);
             let started = Instant::now();
             let report = reconcile::pass(&client, &owned, &desired_now).await;
             one_change.push(started.elapsed());
@@ -73,19 +66,25 @@ pub fn run() {
         let mut one_service = Vec::new();
         for i in 0..passes {
             let (svc, _) = &state[i * 41 % state.len()];
-            let slot = desired_now
-                .services
-                .get_mut(&svc.key)
-                .and_then(|s| s.dests.values_mut().next())
-                .expect("a destination");
-            *slot = Dest {
-                weight: 1000 + i as u32,
-                ..slot.clone()
-            };
+            set_first_weight(&mut desired_now, svc.key, 1000 + i as u32);
             let scope = BTreeSet::from([svc.key]);
             let started = Instant::now();
             let report = reconcile::pass(&client, &scope, &desired_now).await;
             one_service.push(started.elapsed());
+            assert!(report.is_clean(), "pass failed: {report:?}");
+            assert_eq!(report.applied.len(), 1, "{:?}", report.applied);
+        }
+
+        // The same, the service read alone (GET_SERVICE, its destinations; written; read
+        // again): the daemon's weight-triggered passes.
+        let mut one_service_each = Vec::new();
+        for i in 0..passes {
+            let (svc, _) = &state[i * 43 % state.len()];
+            set_first_weight(&mut desired_now, svc.key, 2000 + i as u32);
+            let scope = BTreeSet::from([svc.key]);
+            let started = Instant::now();
+            let report = reconcile::pass_with(&client, &scope, &desired_now, Reading::Each).await;
+            one_service_each.push(started.elapsed());
             assert!(report.is_clean(), "pass failed: {report:?}");
             assert_eq!(report.applied.len(), 1, "{:?}", report.applied);
         }
@@ -114,6 +113,7 @@ pub fn run() {
             ("bigbro_service_dump", &dump),
             ("bigbro_pass_one_change", &one_change),
             ("bigbro_pass_one_service", &one_service),
+            ("bigbro_pass_one_service_each", &one_service_each),
             ("bigbro_1001_get_info", &round_trips),
             ("ipvsadm_save", &save),
         ] {
@@ -126,4 +126,17 @@ pub fn run() {
             }));
         }
     });
+}
+
+/// Sets the weight of the first destination of `service` in `desired`.
+fn set_first_weight(desired: &mut Desired, service: ServiceKey, weight: u32) {
+    let slot = desired
+        .services
+        .get_mut(&service)
+        .and_then(|s| s.dests.values_mut().next())
+        .expect("a destination");
+    *slot = Dest {
+        weight,
+        ..slot.clone()
+    };
 }

@@ -134,15 +134,11 @@ async fn measure(
     let mut reaction = Vec::new();
     let mut pipeline = Vec::new();
     for i in 0..changes {
-        // A random phase against the probe grid, so the waits cover the whole interval.
-        let pause = rand::random_range(0..ProbeSettings::default().interval.as_millis() as u64);
-        tokio::time::sleep(Duration::from_millis(pause)).await;
-        while samples.try_recv().is_ok() {}
-        let health = CYCLE[i % CYCLE.len()];
-        rs.set_health(Health::litmus(u32::from(health)));
-        let changed = Instant::now();
-        let seen =
-            wait_for_weight(&poller, service, u32::from(health), Duration::from_secs(30)).await;
+        let interval = ProbeSettings::default().interval;
+        let (health, changed, seen) = change_health(rs, &poller, service, i, interval, || {
+            while samples.try_recv().is_ok() {}
+        })
+        .await;
         reaction.push(seen - changed);
         let probe_start = first_probe_seeing(&mut samples, health, changed);
         pipeline.push(seen - probe_start.max(changed));
@@ -150,6 +146,28 @@ async fn measure(
     drop(handle);
     reconciler.await.expect("the reconciler loop");
     (reaction, pipeline)
+}
+
+/// Change `i` of a reaction run: after a random pause within `interval` (a random phase
+/// against the probe grid, so the waits cover the whole interval) and `before`, sets the
+/// health of `rs` to the next value of `CYCLE` and waits until the kernel holds it as the
+/// weight of `service`. Returns the health, when it changed and when the kernel had it.
+pub async fn change_health(
+    rs: &testbed::dataplane::RealServer,
+    poller: &Client,
+    service: ServiceKey,
+    i: usize,
+    interval: Duration,
+    before: impl FnOnce(),
+) -> (u16, Instant, Instant) {
+    let pause = rand::random_range(0..interval.as_millis() as u64);
+    tokio::time::sleep(Duration::from_millis(pause)).await;
+    before();
+    let health = CYCLE[i % CYCLE.len()];
+    rs.set_health(Health::litmus(u32::from(health)));
+    let changed = Instant::now();
+    let seen = wait_for_weight(poller, service, u32::from(health), Duration::from_secs(30)).await;
+    (health, changed, seen)
 }
 
 /// Sets the weight of `addr` in `service` of the desired state.
