@@ -39,6 +39,9 @@ pub struct DriverOptions {
     pub sample_buffer: usize,
     /// Seed for the probe start jitter (tests); None: random.
     pub jitter_seed: Option<u64>,
+    /// The runtime the probe tasks run on; None: the one `spawn` is called on. The daemon
+    /// gives them a current-thread runtime on a thread of their own (`health::ProbeThread`).
+    pub probe_runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Default for DriverOptions {
@@ -48,6 +51,7 @@ impl Default for DriverOptions {
             data_dir: None,
             sample_buffer: 4096,
             jitter_seed: None,
+            probe_runtime: None,
         }
     }
 }
@@ -78,7 +82,7 @@ pub enum DriverError {
 
 type Reply<T> = oneshot::Sender<T>;
 
-enum Command {
+pub(super) enum Command {
     SetCluster(
         ClusterName,
         Vec<NodeSpec>,
@@ -197,10 +201,13 @@ pub fn spawn<P: Prober>(
     let (samples_tx, samples) = mpsc::channel(options.sample_buffer.max(1));
     let (broadcast_tx, _) = broadcast::channel(4096);
     let (changes_tx, changes) = mpsc::unbounded_channel();
-    let scheduler = match options.jitter_seed {
+    let mut scheduler = match options.jitter_seed {
         Some(seed) => Scheduler::with_seed(prober, samples_tx, seed),
         None => Scheduler::new(prober, samples_tx),
     };
+    if let Some(runtime) = options.probe_runtime.clone() {
+        scheduler = scheduler.spawn_on(runtime);
+    }
     let (files_tx, files) = mpsc::channel(1);
     if let Some(dir) = options.data_dir.clone() {
         tokio::spawn(watch_files(dir, options.tick, files_tx));
@@ -219,11 +226,11 @@ pub fn spawn<P: Prober>(
     (handle, changes)
 }
 
-struct Driver<P: Prober> {
-    policy: Policy,
-    scheduler: Scheduler<P>,
-    changes: mpsc::UnboundedSender<WeightBatch>,
-    samples_out: broadcast::Sender<Sample>,
+pub(super) struct Driver<P: Prober> {
+    pub(super) policy: Policy,
+    pub(super) scheduler: Scheduler<P>,
+    pub(super) changes: mpsc::UnboundedSender<WeightBatch>,
+    pub(super) samples_out: broadcast::Sender<Sample>,
 }
 
 impl<P: Prober> Driver<P> {
@@ -310,20 +317,26 @@ impl<P: Prober> Driver<P> {
         }
     }
 
-    fn command(&mut self, command: Command) {
+    /// Updates the probes of the targets whose nodes changed, and only those: registering
+    /// n nodes cluster by cluster must stay O(n), not O(n²) (the daemon's start and reload).
+    fn sync_probes(&mut self) {
+        for (target, settings) in self.policy.take_probe_changes() {
+            self.scheduler.set(target, settings);
+        }
+    }
+
+    pub(super) fn command(&mut self, command: Command) {
         let now = Instant::now();
         let over = |r: OverrideRequest| Override::new(r.force, r.reason, now, r.ttl);
         match command {
             Command::SetCluster(cluster, nodes, reply) => {
                 let result = self.policy.set_cluster(&cluster, nodes, now);
-                if result.is_ok() {
-                    self.scheduler.sync(self.policy.probe_plan());
-                }
+                self.sync_probes();
                 let _ = reply.send(result);
             }
             Command::RemoveCluster(cluster, reply) => {
                 let removed = self.policy.remove_cluster(&cluster);
-                self.scheduler.sync(self.policy.probe_plan());
+                self.sync_probes();
                 let _ = reply.send(removed);
             }
             Command::NodeOverride(key, request, reply) => {
