@@ -65,8 +65,6 @@ pub struct Scheduler<P: Prober = NetProber> {
     rng: StdRng,
     /// Targets looked at by `sync` and `set` so far (see `examined`).
     examined: u64,
-    /// Where the probe tasks run; None: the current runtime.
-    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl<P: Prober> Scheduler<P> {
@@ -88,16 +86,7 @@ impl<P: Prober> Scheduler<P> {
             tasks: HashMap::new(),
             rng,
             examined: 0,
-            runtime: None,
         }
-    }
-
-    /// Runs the probe tasks on `runtime` (for instance a current-thread runtime on a thread
-    /// of its own) instead of the one the scheduler is used on. Samples still arrive on the
-    /// channel, wherever its receiver runs.
-    pub fn spawn_on(mut self, runtime: tokio::runtime::Handle) -> Scheduler<P> {
-        self.runtime = Some(runtime);
-        self
     }
 
     /// Makes the probed set exactly `wanted`. A target listed several times (shared by
@@ -195,17 +184,13 @@ impl<P: Prober> Scheduler<P> {
             .random_range(0..settings.interval.as_nanos().max(1));
         let first = Instant::now() + Duration::from_nanos(jitter_ns as u64);
         let (settings_tx, settings_rx) = watch::channel(settings);
-        let task = run_target(
+        let handle = tokio::spawn(run_target(
             self.prober.clone(),
             target.clone(),
             settings_rx,
             first,
             self.samples.clone(),
-        );
-        let handle = match &self.runtime {
-            Some(runtime) => runtime.spawn(task),
-            None => tokio::spawn(task),
-        };
+        ));
         self.tasks.insert(
             target,
             Task {
@@ -534,50 +519,5 @@ mod tests {
             starts[starts.len() - 1] - starts[starts.len() - 2],
             Duration::from_secs(1)
         );
-    }
-
-    /// Answers at once and notes the thread each probe ran on.
-    struct Threads(std::sync::Mutex<Vec<Option<String>>>);
-
-    impl Prober for Threads {
-        fn probe(
-            &self,
-            _target: &Target,
-            _timeout: Duration,
-            _deadline: Instant,
-        ) -> impl std::future::Future<Output = ProbeResult> + Send {
-            let name = std::thread::current().name().map(str::to_string);
-            self.0.lock().unwrap().push(name);
-            std::future::ready(Ok(100))
-        }
-    }
-
-    #[tokio::test]
-    async fn probes_can_run_on_a_thread_of_their_own() {
-        let probes = crate::health::ProbeThread::start("sched-probes").unwrap();
-        let prober = Threads(Default::default());
-        let (tx, mut rx) = mpsc::channel(64);
-        let mut sched = Scheduler::with_seed(prober, tx, 8).spawn_on(probes.handle());
-        sched.sync([(target(1), every(10, 10)), (target(2), every(10, 10))]);
-        let mut seen = Vec::new();
-        while seen.len() < 6 {
-            let s = timeout_at(Instant::now() + Duration::from_secs(30), rx.recv())
-                .await
-                .expect("samples from the probe thread")
-                .unwrap();
-            seen.push(s.target);
-        }
-        assert!(seen.contains(&target(1)) && seen.contains(&target(2)));
-        let names = sched.prober.0.lock().unwrap().clone();
-        assert!(names.len() >= 6);
-        assert!(
-            names.iter().all(|n| n.as_deref() == Some("sched-probes")),
-            "{names:?}"
-        );
-        drop(sched);
-        // The ProbeThread blocks while it stops: not on this runtime's thread.
-        tokio::task::spawn_blocking(move || drop(probes))
-            .await
-            .unwrap();
     }
 }

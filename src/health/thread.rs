@@ -1,15 +1,16 @@
 //! The probes' own thread: a current-thread tokio runtime on a dedicated OS thread, for
-//! the daemon's probe tasks.
+//! the daemon's weight driver and its probe tasks (`DriverOptions::probe_runtime`).
 //!
-//! Why: at 10,000 targets probing is thousands of small wake-ups a second. On one
-//! current-thread runtime they cost far fewer context switches than spread over the
-//! shared worker pool (docs/PERFORMANCE.md), and being an OS thread of its own, probing
-//! and the rest of the daemon are shared out by the kernel's scheduler: a burst of probes
-//! cannot hold the API or the controller for longer than this thread's fair share of the
-//! CPU, and a long controller pass or API request on the worker pool cannot delay a probe's
-//! start or its timeout. It must only ever run probe tasks (nothing that blocks: one
-//! blocking call would stall every probe). Dropping it stops the thread and every task on
-//! it.
+//! Why: at 10,000 targets probing is thousands of small wake-ups a second, and each sample
+//! goes to the driver. On one current-thread runtime, with the driver beside the probes,
+//! they cost far fewer context switches than spread over the shared worker pool
+//! (docs/PERFORMANCE.md). And being an OS thread of its own, probing and the rest of the
+//! daemon are shared out by the kernel's scheduler: a burst of probes cannot hold the API
+//! or the controller (on the worker pool) for longer than this thread's fair share of the
+//! CPU, and a long controller pass or API request cannot delay a probe's start or its
+//! timeout. What crosses over are the driver's commands (answered between two probe
+//! steps) and its weight batches. It must only ever run non-blocking tasks (one blocking
+//! call would stall every probe). Dropping it stops the thread and every task on it.
 
 use std::thread::JoinHandle;
 

@@ -39,8 +39,10 @@ pub struct DriverOptions {
     pub sample_buffer: usize,
     /// Seed for the probe start jitter (tests); None: random.
     pub jitter_seed: Option<u64>,
-    /// The runtime the probe tasks run on; None: the one `spawn` is called on. The daemon
-    /// gives them a current-thread runtime on a thread of their own (`health::ProbeThread`).
+    /// The runtime the driver task and its probe tasks run on; None: the one `spawn` is
+    /// called on. The daemon gives them a current-thread runtime on a thread of their own
+    /// (`health::ProbeThread`), so that samples never cross threads on their way to the
+    /// policy; only commands and weight batches do.
     pub probe_runtime: Option<tokio::runtime::Handle>,
 }
 
@@ -201,13 +203,10 @@ pub fn spawn<P: Prober>(
     let (samples_tx, samples) = mpsc::channel(options.sample_buffer.max(1));
     let (broadcast_tx, _) = broadcast::channel(4096);
     let (changes_tx, changes) = mpsc::unbounded_channel();
-    let mut scheduler = match options.jitter_seed {
+    let scheduler = match options.jitter_seed {
         Some(seed) => Scheduler::with_seed(prober, samples_tx, seed),
         None => Scheduler::new(prober, samples_tx),
     };
-    if let Some(runtime) = options.probe_runtime.clone() {
-        scheduler = scheduler.spawn_on(runtime);
-    }
     let (files_tx, files) = mpsc::channel(1);
     if let Some(dir) = options.data_dir.clone() {
         tokio::spawn(watch_files(dir, options.tick, files_tx));
@@ -218,7 +217,12 @@ pub fn spawn<P: Prober>(
         changes: changes_tx,
         samples_out: broadcast_tx.clone(),
     };
-    tokio::spawn(driver.run(options.tick, commands, samples, files));
+    // The scheduler spawns its probe tasks from inside the driver task, so on its runtime.
+    let run = driver.run(options.tick, commands, samples, files);
+    match &options.probe_runtime {
+        Some(runtime) => drop(runtime.spawn(run)),
+        None => drop(tokio::spawn(run)),
+    }
     let handle = DriverHandle {
         commands: commands_tx,
         samples: broadcast_tx,

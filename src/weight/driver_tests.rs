@@ -457,3 +457,58 @@ async fn registering_clusters_one_by_one_costs_only_what_changed() {
         }
     )));
 }
+
+/// Answers at once and notes the thread each probe ran on.
+#[derive(Clone, Default)]
+struct Threads(std::sync::Arc<std::sync::Mutex<Vec<Option<String>>>>);
+
+impl crate::health::Prober for Threads {
+    fn probe(
+        &self,
+        _target: &crate::health::Target,
+        _timeout: Duration,
+        _deadline: Instant,
+    ) -> impl std::future::Future<Output = crate::health::ProbeResult> + Send {
+        let name = std::thread::current().name().map(str::to_string);
+        self.0.lock().unwrap().push(name);
+        std::future::ready(Ok(100))
+    }
+}
+
+#[tokio::test]
+async fn the_driver_and_its_probes_can_run_on_a_probe_thread() {
+    let probes = crate::health::ProbeThread::start("driver-probes").unwrap();
+    let prober = Threads::default();
+    let options = DriverOptions {
+        probe_runtime: Some(probes.handle()),
+        jitter_seed: Some(3),
+        ..DriverOptions::default()
+    };
+    let (handle, mut changes) = spawn(options, prober.clone());
+    let mut nodes = vec![fleet_spec(1), fleet_spec(2)];
+    for n in &mut nodes {
+        n.params.probe.interval = Duration::from_millis(10);
+        n.params.ramp_up_time = Duration::ZERO;
+    }
+    handle.set_cluster(cluster("app"), nodes).await.unwrap();
+    // Both nodes go from 1 to 100 (no ramp) once their first probes are judged.
+    let mut raised = 0;
+    while raised < 2 {
+        let batch = timeout_at(Instant::now() + S(30), changes.recv())
+            .await
+            .expect("weights from the driver on the probe thread")
+            .unwrap();
+        raised += batch.changes.iter().filter(|c| c.to == w(100)).count();
+    }
+    let names = prober.0.lock().unwrap().clone();
+    assert!(names.len() >= 2);
+    assert!(
+        names.iter().all(|n| n.as_deref() == Some("driver-probes")),
+        "{names:?}"
+    );
+    drop(handle);
+    // Stopping the thread blocks until it ends: not on this runtime's thread.
+    tokio::task::spawn_blocking(move || drop(probes))
+        .await
+        .unwrap();
+}
