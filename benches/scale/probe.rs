@@ -242,9 +242,10 @@ async fn measure(
             stalls
         })
     };
+    // On the runtime the driver and the probes run on, to see when it was busy.
     let tokio_stalls = {
         let stop = stop.clone();
-        tokio::spawn(async move {
+        let monitor = async move {
             let mut stalls = Stalls::default();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let t = Instant::now();
@@ -252,7 +253,11 @@ async fn measure(
                 stalls.add(t.elapsed());
             }
             stalls
-        })
+        };
+        match &probe_runtime {
+            Some(runtime) => runtime.spawn(monitor),
+            None => tokio::spawn(monitor),
+        }
     };
     let cpu0 = usage::cpu_time();
     let wall0 = Instant::now();

@@ -397,8 +397,26 @@ impl Policy {
 
     /// Recomputes every node (ramps move with time alone).
     pub fn evaluate_all(&mut self, now: Instant) -> Evaluation {
-        self.dirty.extend(self.nodes.keys().cloned());
-        self.evaluate(now)
+        let expired = self.expire(now);
+        self.dirty.clear();
+        // Every second over every node: walk the nodes in place (no key copied into
+        // `dirty`), looking each cluster up once for its run of nodes.
+        let mut changes = Vec::new();
+        let mut cluster: Option<(&ClusterName, &ClusterEntry)> = None;
+        for (key, entry) in &mut self.nodes {
+            let c = match cluster {
+                Some((name, c)) if *name == key.cluster => c,
+                _ => match self.clusters.get_key_value(&key.cluster) {
+                    Some(found) => {
+                        cluster = Some(found);
+                        found.1
+                    }
+                    None => continue,
+                },
+            };
+            changes.extend(recompute(key, entry, c, self.node_overrides.get(key), now));
+        }
+        Evaluation { changes, expired }
     }
 
     fn expire(&mut self, now: Instant) -> Vec<(Scope, Override)> {
@@ -433,24 +451,7 @@ impl Policy {
     fn recompute(&mut self, key: &NodeKey, now: Instant) -> Option<WeightChange> {
         let cluster = self.clusters.get(&key.cluster)?;
         let entry = self.nodes.get_mut(key)?;
-        let base = entry.health.weight(&entry.params, now);
-        let (weight, source) = resolve(
-            self.node_overrides.get(key),
-            cluster.over.as_ref(),
-            cluster.files,
-            base,
-        );
-        entry.source = source;
-        if weight == entry.weight {
-            return None;
-        }
-        let from = std::mem::replace(&mut entry.weight, weight);
-        Some(WeightChange {
-            key: key.clone(),
-            from,
-            to: weight,
-            source,
-        })
+        recompute(key, entry, cluster, self.node_overrides.get(key), now)
     }
 
     /// A node's current weight.
@@ -508,4 +509,27 @@ impl Policy {
             now,
         ))
     }
+}
+
+/// A node's weight now, from its health and the overrides; the change if it moved.
+fn recompute(
+    key: &NodeKey,
+    entry: &mut NodeEntry,
+    cluster: &ClusterEntry,
+    node_override: Option<&Override>,
+    now: Instant,
+) -> Option<WeightChange> {
+    let base = entry.health.weight(&entry.params, now);
+    let (weight, source) = resolve(node_override, cluster.over.as_ref(), cluster.files, base);
+    entry.source = source;
+    if weight == entry.weight {
+        return None;
+    }
+    let from = std::mem::replace(&mut entry.weight, weight);
+    Some(WeightChange {
+        key: key.clone(),
+        from,
+        to: weight,
+        source,
+    })
 }

@@ -535,3 +535,34 @@ fn probe_changes_name_only_the_touched_targets_with_merged_settings() {
     p.remove_cluster(&cluster("b"));
     assert_eq!(p.take_probe_changes(), vec![(target(1), None)]);
 }
+
+#[test]
+fn evaluate_all_walks_every_cluster_with_its_own_overrides() {
+    let t0 = Instant::now();
+    let mut p = Policy::new();
+    for c in ["a", "b", "c"] {
+        p.set_cluster(&cluster(c), vec![fresh(1, 60), fresh(2, 60)], t0)
+            .unwrap();
+    }
+    for n in [1, 2] {
+        p.observe(&sample(n, t0, Ok(100)));
+    }
+    p.evaluate(t0);
+    let down = |r: &str| Override::new(Force::Down, r, t0, None);
+    p.set_cluster_override(&cluster("b"), down("maintenance"))
+        .unwrap();
+    p.set_node_override(&key("c", 2), down("bad disk")).unwrap();
+    p.evaluate(t0);
+    // 30 s into the ramp: 50 for every node but those held down.
+    assert_eq!(
+        p.evaluate_all(t0 + S(30)).changes,
+        vec![
+            change("a", 1, 1, 50, Source::Ramp),
+            change("a", 2, 1, 50, Source::Ramp),
+            change("c", 1, 1, 50, Source::Ramp),
+        ]
+    );
+    assert_eq!(p.weight(&key("b", 1)), Some(w(0)));
+    assert_eq!(p.weight(&key("c", 2)), Some(w(0)));
+    assert!(p.evaluate_all(t0 + S(30)).changes.is_empty());
+}
