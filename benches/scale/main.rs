@@ -80,6 +80,10 @@ enum Cmd {
         /// everything on one current-thread runtime.
         #[arg(long)]
         threads: Option<usize>,
+        /// Run the probe tasks on that runtime too, instead of on a current-thread runtime
+        /// of their own as the daemon does (health::ProbeThread).
+        #[arg(long)]
+        shared_runtime: bool,
     },
     /// Renders the table again from a results JSON file (as `all` writes it).
     Render {
@@ -113,6 +117,7 @@ fn main() -> anyhow::Result<()> {
             ramp_seconds,
             cluster_size,
             threads,
+            shared_runtime,
         } => {
             let result = probe::run(&probe::Settings {
                 nodes,
@@ -123,6 +128,7 @@ fn main() -> anyhow::Result<()> {
                 cluster_size,
                 threads: threads
                     .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+                probe_thread: !shared_runtime,
             })?;
             println!("{result}");
             Ok(())

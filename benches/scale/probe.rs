@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use bigbro::health::{NetProber, ProbeResult, ProbeSettings, Prober, Target};
+use bigbro::health::{NetProber, ProbeResult, ProbeSettings, ProbeThread, Prober, Target};
 use bigbro::types::{ClusterName, Weight};
 use bigbro::weight::{self, DriverOptions, Initial, NodeParams, NodeSpec};
 use serde_json::{json, Value};
@@ -48,6 +48,9 @@ pub struct Settings {
     pub cluster_size: usize,
     /// tokio worker threads; 0 for a current-thread runtime.
     pub threads: usize,
+    /// The probe tasks run on a probe thread of their own, as in the daemon (else on the
+    /// runtime above).
+    pub probe_thread: bool,
 }
 
 /// Every probe start and outcome, per target.
@@ -108,6 +111,10 @@ impl Prober for Recording {
             result
         }
     }
+
+    fn enforces_deadline(&self) -> bool {
+        self.inner.enforces_deadline()
+    }
 }
 
 /// Enters a network namespace of our own with `lo` up, if we may (root); must be called
@@ -146,6 +153,12 @@ pub fn run(settings: &Settings) -> anyhow::Result<Value> {
         bail!("the stub did not start: {line:?}");
     }
 
+    // The daemon's probe thread, dropped after the runtime (as in the daemon).
+    let probes = if settings.probe_thread {
+        Some(ProbeThread::start("probes")?)
+    } else {
+        None
+    };
     // The daemon's kind of runtime: multi-threaded, one worker per CPU (or as asked).
     let runtime = match settings.threads {
         0 => tokio::runtime::Builder::new_current_thread()
@@ -157,8 +170,9 @@ pub fn run(settings: &Settings) -> anyhow::Result<Value> {
             .build()?,
     };
     let rss_before = usage::status_kib("VmRSS");
-    let measured = runtime.block_on(measure(settings));
+    let measured = runtime.block_on(measure(settings, probes.as_ref().map(ProbeThread::handle)));
     drop(runtime);
+    drop(probes);
 
     drop(stub.stdin.take()); // tells the stub to report and stop
     line.clear();
@@ -175,7 +189,10 @@ pub fn run(settings: &Settings) -> anyhow::Result<Value> {
     Ok(result)
 }
 
-async fn measure(settings: &Settings) -> anyhow::Result<Value> {
+async fn measure(
+    settings: &Settings,
+    probe_runtime: Option<tokio::runtime::Handle>,
+) -> anyhow::Result<Value> {
     let probe = ProbeSettings {
         interval: settings.interval,
         timeout: settings.timeout,
@@ -225,9 +242,10 @@ async fn measure(settings: &Settings) -> anyhow::Result<Value> {
             stalls
         })
     };
+    // On the runtime the driver and the probes run on, to see when it was busy.
     let tokio_stalls = {
         let stop = stop.clone();
-        tokio::spawn(async move {
+        let monitor = async move {
             let mut stalls = Stalls::default();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let t = Instant::now();
@@ -235,11 +253,19 @@ async fn measure(settings: &Settings) -> anyhow::Result<Value> {
                 stalls.add(t.elapsed());
             }
             stalls
-        })
+        };
+        match &probe_runtime {
+            Some(runtime) => runtime.spawn(monitor),
+            None => tokio::spawn(monitor),
+        }
     };
     let cpu0 = usage::cpu_time();
     let wall0 = Instant::now();
-    let (handle, mut batches) = weight::spawn(DriverOptions::default(), prober);
+    let options = DriverOptions {
+        probe_runtime,
+        ..DriverOptions::default()
+    };
+    let (handle, mut batches) = weight::spawn(options, prober);
     let counter = tokio::spawn(async move {
         let mut changes = 0u64;
         while let Some(batch) = batches.recv().await {
@@ -302,6 +328,7 @@ async fn measure(settings: &Settings) -> anyhow::Result<Value> {
         "ramp_seconds": settings.ramp.as_secs_f64(),
         "cluster_size": settings.cluster_size,
         "worker_threads": settings.threads,
+        "probe_thread": settings.probe_thread,
         "context_switches": {"voluntary": vcsw1 - vcsw0, "involuntary": ivcsw1 - ivcsw0},
         "seconds": settings.seconds,
         "setup_seconds": setup.as_secs_f64(),

@@ -20,7 +20,7 @@ use super::controller::{spawn, CliOverrides, Options};
 use super::kernel::{LazyIpvs, LazyNft};
 use super::notify::Notifier;
 use crate::config;
-use crate::health::NetProber;
+use crate::health::{NetProber, ProbeThread};
 use crate::weight::DriverOptions;
 
 /// The daemon's command line (big_brother's flags).
@@ -50,6 +50,15 @@ pub fn main(args: Args) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // The probes run on a thread of their own (see health::thread); declared before the
+    // runtime so that it is dropped after it, once the driver that feeds it is gone.
+    let probes = match ProbeThread::start("bigbro-probes") {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!("cannot start the probe thread: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -61,10 +70,10 @@ pub fn main(args: Args) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(serve(args, model))
+    runtime.block_on(serve(args, model, probes.handle()))
 }
 
-async fn serve(args: Args, model: config::Model) -> ExitCode {
+async fn serve(args: Args, model: config::Model, probes: tokio::runtime::Handle) -> ExitCode {
     let signals = (
         signal(SignalKind::hangup()),
         signal(SignalKind::terminate()),
@@ -89,6 +98,7 @@ async fn serve(args: Args, model: config::Model) -> ExitCode {
     options.notifier = notifier.clone();
     options.driver = DriverOptions {
         data_dir: Some(settings.data_dir.clone()),
+        probe_runtime: Some(probes),
         ..DriverOptions::default()
     };
     tracing::info!(

@@ -14,6 +14,7 @@
 
 use std::net::SocketAddr;
 
+use bytes::BufMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -122,8 +123,9 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     *phase = Phase::Headers;
     let mut reader = Reader {
         stream,
-        buf: Vec::with_capacity(1024),
+        buf: Vec::new(),
         pos: 0,
+        next_read: FIRST_READ,
     };
     let (head, framing) = loop {
         let (head, framing) = reader.read_head(limits.max_head).await?;
@@ -152,11 +154,18 @@ enum Framing {
     UntilClose,
 }
 
+/// What the first read of an answer may take.
+const FIRST_READ: usize = 512;
+/// The most one read may take.
+const MAX_READ: usize = 16 * 1024;
+
 struct Reader<'a, S> {
     stream: &'a mut S,
     buf: Vec<u8>,
     /// Bytes before `pos` are consumed.
     pos: usize,
+    /// What the next read offers (see `fill`).
+    next_read: usize,
 }
 
 impl<S: AsyncRead + Unpin> Reader<'_, S> {
@@ -165,22 +174,29 @@ impl<S: AsyncRead + Unpin> Reader<'_, S> {
     }
 
     /// Reads more into the buffer, at most `max` bytes. Returns 0 at end of stream.
+    ///
+    /// Reads go into the buffer's spare capacity, never zero-filled: the first read offers
+    /// `FIRST_READ` bytes (a litmus answer fits), and each read that fills what it was
+    /// offered doubles the next offer, up to `MAX_READ`. So a probe in flight holds a few
+    /// hundred bytes, not the most it may read.
     async fn fill(&mut self, max: usize, phase: Phase) -> Result<usize, ProbeError> {
         if self.pos > 0 {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
-        let old = self.buf.len();
-        self.buf.resize(old + max.max(1), 0);
-        let got = self.stream.read(&mut self.buf[old..]).await;
-        let n = match got {
-            Ok(n) => n,
-            Err(e) => {
-                self.buf.truncate(old);
-                return Err(ProbeError::from_io(&e, phase));
-            }
-        };
-        self.buf.truncate(old + n);
+        let offer = self.next_read.min(max.max(1));
+        if self.buf.capacity() - self.buf.len() < offer {
+            self.buf.reserve_exact(offer);
+        }
+        let room = (self.buf.capacity() - self.buf.len()).min(max.max(1));
+        let n = self
+            .stream
+            .read_buf(&mut (&mut self.buf).limit(room))
+            .await
+            .map_err(|e| ProbeError::from_io(&e, phase))?;
+        if n == room {
+            self.next_read = (self.next_read * 2).min(MAX_READ);
+        }
         Ok(n)
     }
 
@@ -206,7 +222,7 @@ impl<S: AsyncRead + Unpin> Reader<'_, S> {
                 return Err(ProbeError::HeadersTooLarge { limit: max_head });
             }
             let room = max_head + 4 - pending.len();
-            if self.fill(room.min(8192), Phase::Headers).await? == 0 {
+            if self.fill(room, Phase::Headers).await? == 0 {
                 return Err(match self.pending().len() {
                     0 => ProbeError::Closed,
                     received => ProbeError::ClosedInHeaders { received },
@@ -255,7 +271,8 @@ impl<S: AsyncRead + Unpin> Reader<'_, S> {
         want: usize,
         expected: impl Fn() -> String,
     ) -> Result<Vec<u8>, ProbeError> {
-        let mut bytes = Vec::with_capacity(want.min(64 * 1024));
+        // Not `want`: a backend may announce far more than it sends.
+        let mut bytes = Vec::with_capacity(want.min(FIRST_READ));
         loop {
             let take = self.pending().len().min(want - bytes.len());
             bytes.extend_from_slice(&self.pending()[..take]);
@@ -263,11 +280,7 @@ impl<S: AsyncRead + Unpin> Reader<'_, S> {
             if bytes.len() == want {
                 return Ok(bytes);
             }
-            if self
-                .fill((want - bytes.len()).min(16 * 1024), Phase::Body)
-                .await?
-                == 0
-            {
+            if self.fill(want - bytes.len(), Phase::Body).await? == 0 {
                 return Err(ProbeError::Truncated {
                     received: bytes.len(),
                     expected: expected(),

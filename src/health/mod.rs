@@ -3,8 +3,9 @@
 //! `target` says what to probe and how often; `probe` does one probe over `http` (a small
 //! hand-written HTTP/1.1 client) and `parse` (the litmus health value); `scheduler` runs one
 //! task per distinct target and sends `Sample`s on a channel; `scripted` is a prober for
-//! tests on the paused clock. Probes know nothing of clusters, weights or the kernel, and
-//! never read the environment (no proxy can reroute them).
+//! tests on the paused clock; `thread` the daemon's dedicated probe thread. Probes know
+//! nothing of clusters, weights or the kernel, and never read the environment (no proxy
+//! can reroute them).
 
 pub mod error;
 pub mod http;
@@ -13,6 +14,7 @@ pub mod probe;
 pub mod scheduler;
 pub mod scripted;
 pub mod target;
+pub mod thread;
 
 pub use error::{Phase, ProbeError};
 pub use probe::{
@@ -21,3 +23,4 @@ pub use probe::{
 pub use scheduler::{Sample, Scheduler, SyncReport};
 pub use scripted::{Script, ScriptedProber};
 pub use target::{ProbeKind, ProbeSettings, Target, TargetError};
+pub use thread::ProbeThread;

@@ -27,7 +27,8 @@ pub type ProbeResult = Result<u16, ProbeError>;
 pub const FULL_HEALTH: u16 = 100;
 
 /// Something that can probe a target. The scheduler calls it at most once at a time per
-/// target and also enforces `deadline` itself, so an implementation that overruns is cut off.
+/// target and, unless `enforces_deadline` says the prober does it, also enforces `deadline`
+/// itself, so an implementation that overruns is cut off.
 pub trait Prober: Send + Sync + 'static {
     /// Probes `target`, finishing by `deadline` (`timeout` after the start; given for
     /// messages).
@@ -37,6 +38,12 @@ pub trait Prober: Send + Sync + 'static {
         timeout: Duration,
         deadline: Instant,
     ) -> impl Future<Output = ProbeResult> + Send;
+
+    /// True if every future `probe` returns is certain to finish by its deadline, so the
+    /// scheduler need not arm a timer of its own for each probe. Default false.
+    fn enforces_deadline(&self) -> bool {
+        false
+    }
 }
 
 /// The real prober: TCP and HTTP over the network, with the default limits.
@@ -53,6 +60,11 @@ impl Prober for NetProber {
         deadline: Instant,
     ) -> impl Future<Output = ProbeResult> + Send {
         probe_until(target, timeout, deadline, self.limits)
+    }
+
+    /// `probe_until` bounds the whole probe with `deadline` (and names the phase it cut).
+    fn enforces_deadline(&self) -> bool {
+        true
     }
 }
 

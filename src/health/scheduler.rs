@@ -20,7 +20,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tokio::time::{sleep_until, timeout_at, Instant};
+use tokio::time::{sleep_until, Instant};
 
 use super::error::{Phase, ProbeError};
 use super::probe::{NetProber, ProbeResult, Prober};
@@ -63,6 +63,8 @@ pub struct Scheduler<P: Prober = NetProber> {
     samples: mpsc::Sender<Sample>,
     tasks: HashMap<Target, Task>,
     rng: StdRng,
+    /// Targets looked at by `sync` and `set` so far (see `examined`).
+    examined: u64,
 }
 
 impl<P: Prober> Scheduler<P> {
@@ -83,6 +85,7 @@ impl<P: Prober> Scheduler<P> {
             samples,
             tasks: HashMap::new(),
             rng,
+            examined: 0,
         }
     }
 
@@ -103,6 +106,7 @@ impl<P: Prober> Scheduler<P> {
                 .and_modify(|s| *s = s.merge(settings))
                 .or_insert(settings);
         }
+        self.examined += (merged.len() + self.tasks.len()) as u64;
         let mut report = SyncReport::default();
         let gone: Vec<Target> = self
             .tasks
@@ -133,11 +137,46 @@ impl<P: Prober> Scheduler<P> {
         report
     }
 
+    /// Brings one target in line: probed with `settings` (already merged over its users),
+    /// or not at all for None. Costs one target's work, where `sync` costs all of them;
+    /// returns what changed as a one-target report.
+    pub fn set(&mut self, target: Target, settings: Option<ProbeSettings>) -> SyncReport {
+        self.examined += 1;
+        let mut report = SyncReport::default();
+        match settings {
+            None => {
+                if self.remove(&target) {
+                    report.removed.push(target);
+                }
+            }
+            Some(settings) => match self.tasks.get(&target) {
+                Some(task) if *task.settings.borrow() == settings.sanitized() => {}
+                Some(_) => {
+                    self.insert(target.clone(), settings);
+                    report.retimed.push(target);
+                }
+                None => {
+                    self.insert(target.clone(), settings);
+                    report.added.push(target);
+                }
+            },
+        }
+        report
+    }
+
+    /// How many targets `sync` and `set` have looked at since the scheduler was made: the
+    /// work of keeping it up to date, which tests hold to the number of targets changed.
+    pub fn examined(&self) -> u64 {
+        self.examined
+    }
+
     /// Starts probing `target` (or changes its settings if it is already probed).
     pub fn insert(&mut self, target: Target, settings: ProbeSettings) {
         let settings = settings.sanitized();
         if let Some(task) = self.tasks.get(&target) {
-            task.settings.send_replace(settings);
+            if *task.settings.borrow() != settings {
+                task.settings.send_replace(settings);
+            }
             return;
         }
         let jitter_ns = self
@@ -221,21 +260,33 @@ async fn run_target<P: Prober>(
 ) {
     // `last` is the grid tick the latest probe started on.
     let mut last = first;
-    sleep_until(first).await;
+    // The task's one timer, reset rather than made anew: it waits for each tick and, for
+    // probers that do not bound themselves, cuts the probe off at its deadline.
+    let timer = sleep_until(first);
+    tokio::pin!(timer);
+    timer.as_mut().await;
     loop {
         let current = *settings.borrow_and_update();
         let started = Instant::now();
         let deadline = started + current.timeout;
-        let probe = prober.probe(&target, current.timeout, deadline);
-        // The prober enforces the deadline itself (and says where it stopped); this bound is
-        // a backstop for probers that do not. It is polled after the probe, so a probe
-        // that reports its own timeout at the deadline wins.
-        let result = timeout_at(deadline, probe)
-            .await
-            .unwrap_or(Err(ProbeError::Timeout {
-                timeout: current.timeout,
-                phase: Phase::Unknown,
-            }));
+        // Boxed, so the task is small while it waits for its tick (nearly all the time, for
+        // every target) and a probe's state exists only while the probe runs.
+        let probe = Box::pin(prober.probe(&target, current.timeout, deadline));
+        let result = if prober.enforces_deadline() {
+            probe.await
+        } else {
+            // A backstop for probers that do not enforce the deadline. The probe is polled
+            // first, so a probe that reports its own timeout at the deadline wins.
+            timer.as_mut().reset(deadline);
+            tokio::select! {
+                biased;
+                result = probe => result,
+                _ = timer.as_mut() => Err(ProbeError::Timeout {
+                    timeout: current.timeout,
+                    phase: Phase::Unknown,
+                }),
+            }
+        };
         let sample = Sample {
             target: target.clone(),
             result,
@@ -246,15 +297,17 @@ async fn run_target<P: Prober>(
             return;
         }
         let mut tick = next_tick(last, current.interval, Instant::now());
+        timer.as_mut().reset(tick);
         loop {
             tokio::select! {
-                _ = sleep_until(tick) => break,
+                _ = timer.as_mut() => break,
                 changed = settings.changed() => {
                     if changed.is_err() {
                         return;
                     }
                     let interval = settings.borrow().interval;
                     tick = next_tick(last, interval, Instant::now());
+                    timer.as_mut().reset(tick);
                 }
             }
         }
@@ -267,6 +320,7 @@ mod tests {
     use super::*;
     use crate::health::scripted::{Script, ScriptedProber};
     use std::net::{IpAddr, Ipv4Addr};
+    use tokio::time::timeout_at;
 
     fn target(n: u8) -> Target {
         Target::litmus(IpAddr::V4(Ipv4Addr::new(10, 0, 0, n)), 9292, "/s").unwrap()

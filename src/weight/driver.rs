@@ -39,6 +39,11 @@ pub struct DriverOptions {
     pub sample_buffer: usize,
     /// Seed for the probe start jitter (tests); None: random.
     pub jitter_seed: Option<u64>,
+    /// The runtime the driver task and its probe tasks run on; None: the one `spawn` is
+    /// called on. The daemon gives them a current-thread runtime on a thread of their own
+    /// (`health::ProbeThread`), so that samples never cross threads on their way to the
+    /// policy; only commands and weight batches do.
+    pub probe_runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Default for DriverOptions {
@@ -48,6 +53,7 @@ impl Default for DriverOptions {
             data_dir: None,
             sample_buffer: 4096,
             jitter_seed: None,
+            probe_runtime: None,
         }
     }
 }
@@ -78,7 +84,7 @@ pub enum DriverError {
 
 type Reply<T> = oneshot::Sender<T>;
 
-enum Command {
+pub(super) enum Command {
     SetCluster(
         ClusterName,
         Vec<NodeSpec>,
@@ -211,7 +217,12 @@ pub fn spawn<P: Prober>(
         changes: changes_tx,
         samples_out: broadcast_tx.clone(),
     };
-    tokio::spawn(driver.run(options.tick, commands, samples, files));
+    // The scheduler spawns its probe tasks from inside the driver task, so on its runtime.
+    let run = driver.run(options.tick, commands, samples, files);
+    match &options.probe_runtime {
+        Some(runtime) => drop(runtime.spawn(run)),
+        None => drop(tokio::spawn(run)),
+    }
     let handle = DriverHandle {
         commands: commands_tx,
         samples: broadcast_tx,
@@ -219,11 +230,11 @@ pub fn spawn<P: Prober>(
     (handle, changes)
 }
 
-struct Driver<P: Prober> {
-    policy: Policy,
-    scheduler: Scheduler<P>,
-    changes: mpsc::UnboundedSender<WeightBatch>,
-    samples_out: broadcast::Sender<Sample>,
+pub(super) struct Driver<P: Prober> {
+    pub(super) policy: Policy,
+    pub(super) scheduler: Scheduler<P>,
+    pub(super) changes: mpsc::UnboundedSender<WeightBatch>,
+    pub(super) samples_out: broadcast::Sender<Sample>,
 }
 
 impl<P: Prober> Driver<P> {
@@ -310,20 +321,26 @@ impl<P: Prober> Driver<P> {
         }
     }
 
-    fn command(&mut self, command: Command) {
+    /// Updates the probes of the targets whose nodes changed, and only those: registering
+    /// n nodes cluster by cluster must stay O(n), not O(n²) (the daemon's start and reload).
+    fn sync_probes(&mut self) {
+        for (target, settings) in self.policy.take_probe_changes() {
+            self.scheduler.set(target, settings);
+        }
+    }
+
+    pub(super) fn command(&mut self, command: Command) {
         let now = Instant::now();
         let over = |r: OverrideRequest| Override::new(r.force, r.reason, now, r.ttl);
         match command {
             Command::SetCluster(cluster, nodes, reply) => {
                 let result = self.policy.set_cluster(&cluster, nodes, now);
-                if result.is_ok() {
-                    self.scheduler.sync(self.policy.probe_plan());
-                }
+                self.sync_probes();
                 let _ = reply.send(result);
             }
             Command::RemoveCluster(cluster, reply) => {
                 let removed = self.policy.remove_cluster(&cluster);
-                self.scheduler.sync(self.policy.probe_plan());
+                self.sync_probes();
                 let _ = reply.send(removed);
             }
             Command::NodeOverride(key, request, reply) => {

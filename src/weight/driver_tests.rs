@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{timeout_at, Instant};
 
+use super::driver::{Command, Driver};
 use super::test_util::*;
 use super::*;
 use crate::health::{ProbeError, Script, ScriptedProber};
@@ -378,4 +379,136 @@ async fn samples_can_be_watched_and_the_driver_stops_with_its_handles() {
     drop(handle);
     // The driver ends, and with it the change stream.
     while rx.recv().await.is_some() {}
+}
+
+/// Node `i` of a large fleet (10.x.y.z), probed every 2 s.
+fn fleet_spec(i: u32) -> NodeSpec {
+    let addr = std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+    NodeSpec {
+        addr,
+        params: NodeParams::new(
+            crate::health::Target::litmus(addr, 9292, "/status").unwrap(),
+            crate::health::ProbeSettings::default(),
+        ),
+        initial: Initial::Fresh(w(1)),
+    }
+}
+
+/// Applies one `set_cluster` to a driver run by hand, as its task would.
+fn set(d: &mut Driver<ScriptedProber>, name: &str, nodes: Vec<NodeSpec>) {
+    let (reply, mut rx) = tokio::sync::oneshot::channel();
+    d.command(Command::SetCluster(cluster(name), nodes, reply));
+    rx.try_recv().unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn registering_clusters_one_by_one_costs_only_what_changed() {
+    let (samples, _samples_rx) = mpsc::channel(16);
+    let (changes, _changes_rx) = mpsc::unbounded_channel();
+    let mut d = Driver {
+        policy: Policy::new(),
+        scheduler: crate::health::Scheduler::with_seed(ScriptedProber::new(), samples, 7),
+        changes,
+        samples_out: tokio::sync::broadcast::channel(16).0,
+    };
+    // The daemon's start: 300 clusters of 10 nodes, one set_cluster each. Re-syncing the
+    // whole plan each time would look at 10 + 20 + ... + 3,000 targets (about 450,000).
+    for c in 0..300u32 {
+        set(
+            &mut d,
+            &format!("c{c}"),
+            (c * 10..c * 10 + 10).map(fleet_spec).collect(),
+        );
+    }
+    assert_eq!(d.scheduler.len(), 3000);
+    assert_eq!(d.scheduler.examined(), 3000, "one look per new target");
+
+    // A reload changing one cluster: node 0 retimed, node 9 gone, node 3000 new.
+    let mut nodes: Vec<NodeSpec> = (0..9).map(fleet_spec).collect();
+    nodes[0].params.probe.interval = S(5);
+    nodes.push(fleet_spec(3000));
+    set(&mut d, "c0", nodes);
+    assert_eq!(
+        d.scheduler.examined(),
+        3000 + 11,
+        "the cluster's 11 targets"
+    );
+    let (reply, mut rx) = tokio::sync::oneshot::channel();
+    d.command(Command::RemoveCluster(cluster("c1"), reply));
+    assert_eq!(rx.try_recv().unwrap().len(), 10);
+    assert_eq!(d.scheduler.examined(), 3000 + 11 + 10);
+
+    // And the probes are exactly what a full sync of the plan would make them.
+    let mut wanted: Vec<_> = d
+        .policy
+        .probe_plan()
+        .into_iter()
+        .map(|(t, s)| (t, s.sanitized()))
+        .collect();
+    wanted.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(d.scheduler.targets(), wanted);
+    assert_eq!(d.scheduler.len(), 3000 - 10);
+    let retimed = fleet_spec(0).params.target;
+    assert!(d.scheduler.targets().contains(&(
+        retimed,
+        crate::health::ProbeSettings {
+            interval: S(5),
+            ..Default::default()
+        }
+    )));
+}
+
+/// Answers at once and notes the thread each probe ran on.
+#[derive(Clone, Default)]
+struct Threads(std::sync::Arc<std::sync::Mutex<Vec<Option<String>>>>);
+
+impl crate::health::Prober for Threads {
+    fn probe(
+        &self,
+        _target: &crate::health::Target,
+        _timeout: Duration,
+        _deadline: Instant,
+    ) -> impl std::future::Future<Output = crate::health::ProbeResult> + Send {
+        let name = std::thread::current().name().map(str::to_string);
+        self.0.lock().unwrap().push(name);
+        std::future::ready(Ok(100))
+    }
+}
+
+#[tokio::test]
+async fn the_driver_and_its_probes_can_run_on_a_probe_thread() {
+    let probes = crate::health::ProbeThread::start("driver-probes").unwrap();
+    let prober = Threads::default();
+    let options = DriverOptions {
+        probe_runtime: Some(probes.handle()),
+        jitter_seed: Some(3),
+        ..DriverOptions::default()
+    };
+    let (handle, mut changes) = spawn(options, prober.clone());
+    let mut nodes = vec![fleet_spec(1), fleet_spec(2)];
+    for n in &mut nodes {
+        n.params.probe.interval = Duration::from_millis(10);
+        n.params.ramp_up_time = Duration::ZERO;
+    }
+    handle.set_cluster(cluster("app"), nodes).await.unwrap();
+    // Both nodes go from 1 to 100 (no ramp) once their first probes are judged.
+    let mut raised = 0;
+    while raised < 2 {
+        let batch = timeout_at(Instant::now() + S(30), changes.recv())
+            .await
+            .expect("weights from the driver on the probe thread")
+            .unwrap();
+        raised += batch.changes.iter().filter(|c| c.to == w(100)).count();
+    }
+    let names = prober.0.lock().unwrap().clone();
+    assert!(names.len() >= 2);
+    assert!(
+        names.iter().all(|n| n.as_deref() == Some("driver-probes")),
+        "{names:?}"
+    );
+    drop(handle);
+    // Stopping the thread blocks until it ends: not on this runtime's thread.
+    tokio::task::spawn_blocking(move || drop(probes))
+        .await
+        .unwrap();
 }

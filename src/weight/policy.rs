@@ -133,6 +133,8 @@ pub struct Policy {
     node_overrides: BTreeMap<NodeKey, Override>,
     by_target: HashMap<Target, BTreeSet<NodeKey>>,
     dirty: BTreeSet<NodeKey>,
+    /// Targets whose users or settings may have changed since `take_probe_changes`.
+    probes_touched: BTreeSet<Target>,
 }
 
 impl Policy {
@@ -180,15 +182,19 @@ impl Policy {
                     if old_target != new_target {
                         self.unindex(&old_target, &key);
                         self.by_target
-                            .entry(new_target)
+                            .entry(new_target.clone())
                             .or_default()
                             .insert(key.clone());
+                        self.probes_touched.insert(old_target);
                     }
+                    // Its probe settings may have changed even if its target did not.
+                    self.probes_touched.insert(new_target);
                     update.kept.push(key.clone());
                 }
                 None => {
                     let health = NodeHealth::new(spec.initial, now);
                     let (_, source) = health.weight(&spec.params, now);
+                    self.probes_touched.insert(spec.params.target.clone());
                     self.by_target
                         .entry(spec.params.target.clone())
                         .or_default()
@@ -230,6 +236,7 @@ impl Policy {
     fn forget(&mut self, key: &NodeKey) {
         if let Some(entry) = self.nodes.remove(key) {
             self.unindex(&entry.params.target, key);
+            self.probes_touched.insert(entry.params.target);
         }
         self.node_overrides.remove(key);
         self.dirty.remove(key);
@@ -255,6 +262,31 @@ impl Policy {
         self.nodes
             .values()
             .map(|e| (e.params.target.clone(), e.params.probe))
+            .collect()
+    }
+
+    /// How `target` must be probed for the nodes that use it now (their settings merged,
+    /// as the scheduler merges them), or None if no node uses it.
+    pub fn probe_settings(&self, target: &Target) -> Option<ProbeSettings> {
+        self.by_target
+            .get(target)?
+            .iter()
+            .filter_map(|key| self.nodes.get(key))
+            .map(|e| e.params.probe.sanitized())
+            .reduce(ProbeSettings::merge)
+    }
+
+    /// The targets whose users or settings changed since the last call (through
+    /// `set_cluster` and `remove_cluster`), each with how it must be probed now (None: no
+    /// longer). Applying these to a scheduler keeps it equal to `probe_plan()` at a cost
+    /// proportional to the nodes changed, not to all nodes.
+    pub fn take_probe_changes(&mut self) -> Vec<(Target, Option<ProbeSettings>)> {
+        std::mem::take(&mut self.probes_touched)
+            .into_iter()
+            .map(|t| {
+                let settings = self.probe_settings(&t);
+                (t, settings)
+            })
             .collect()
     }
 
@@ -365,8 +397,26 @@ impl Policy {
 
     /// Recomputes every node (ramps move with time alone).
     pub fn evaluate_all(&mut self, now: Instant) -> Evaluation {
-        self.dirty.extend(self.nodes.keys().cloned());
-        self.evaluate(now)
+        let expired = self.expire(now);
+        self.dirty.clear();
+        // Every second over every node: walk the nodes in place (no key copied into
+        // `dirty`), looking each cluster up once for its run of nodes.
+        let mut changes = Vec::new();
+        let mut cluster: Option<(&ClusterName, &ClusterEntry)> = None;
+        for (key, entry) in &mut self.nodes {
+            let c = match cluster {
+                Some((name, c)) if *name == key.cluster => c,
+                _ => match self.clusters.get_key_value(&key.cluster) {
+                    Some(found) => {
+                        cluster = Some(found);
+                        found.1
+                    }
+                    None => continue,
+                },
+            };
+            changes.extend(recompute(key, entry, c, self.node_overrides.get(key), now));
+        }
+        Evaluation { changes, expired }
     }
 
     fn expire(&mut self, now: Instant) -> Vec<(Scope, Override)> {
@@ -401,24 +451,7 @@ impl Policy {
     fn recompute(&mut self, key: &NodeKey, now: Instant) -> Option<WeightChange> {
         let cluster = self.clusters.get(&key.cluster)?;
         let entry = self.nodes.get_mut(key)?;
-        let base = entry.health.weight(&entry.params, now);
-        let (weight, source) = resolve(
-            self.node_overrides.get(key),
-            cluster.over.as_ref(),
-            cluster.files,
-            base,
-        );
-        entry.source = source;
-        if weight == entry.weight {
-            return None;
-        }
-        let from = std::mem::replace(&mut entry.weight, weight);
-        Some(WeightChange {
-            key: key.clone(),
-            from,
-            to: weight,
-            source,
-        })
+        recompute(key, entry, cluster, self.node_overrides.get(key), now)
     }
 
     /// A node's current weight.
@@ -476,4 +509,27 @@ impl Policy {
             now,
         ))
     }
+}
+
+/// A node's weight now, from its health and the overrides; the change if it moved.
+fn recompute(
+    key: &NodeKey,
+    entry: &mut NodeEntry,
+    cluster: &ClusterEntry,
+    node_override: Option<&Override>,
+    now: Instant,
+) -> Option<WeightChange> {
+    let base = entry.health.weight(&entry.params, now);
+    let (weight, source) = resolve(node_override, cluster.over.as_ref(), cluster.files, base);
+    entry.source = source;
+    if weight == entry.weight {
+        return None;
+    }
+    let from = std::mem::replace(&mut entry.weight, weight);
+    Some(WeightChange {
+        key: key.clone(),
+        from,
+        to: weight,
+        source,
+    })
 }

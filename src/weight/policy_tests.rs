@@ -6,7 +6,7 @@ use tokio::time::Instant;
 
 use super::test_util::*;
 use super::*;
-use crate::health::{ProbeError, ProbeResult, Sample};
+use crate::health::{ProbeError, ProbeResult, ProbeSettings, Sample};
 
 fn fresh(n: u8, ramp_s: u64) -> NodeSpec {
     spec(n, ramp_s, Initial::Fresh(w(1)))
@@ -489,4 +489,80 @@ fn snapshot_shows_state_for_the_api() {
         "connection refused: nothing listens on the health check port"
     );
     assert_eq!(json["clusters"][0]["files"]["up"], false);
+}
+
+#[test]
+fn probe_changes_name_only_the_touched_targets_with_merged_settings() {
+    let t0 = Instant::now();
+    let mut p = Policy::new();
+    let every = |interval: u64, timeout: u64| ProbeSettings {
+        interval: S(interval),
+        timeout: S(timeout),
+    };
+    let with = |n: u8, probe: ProbeSettings| {
+        let mut s = fresh(n, 0);
+        s.params.probe = probe;
+        s
+    };
+    p.set_cluster(
+        &cluster("a"),
+        vec![with(1, every(2, 1)), with(2, every(2, 1))],
+        t0,
+    )
+    .unwrap();
+    assert_eq!(
+        p.take_probe_changes(),
+        vec![
+            (target(1), Some(every(2, 1))),
+            (target(2), Some(every(2, 1)))
+        ]
+    );
+    assert_eq!(p.take_probe_changes(), vec![], "drained");
+    // b shares target 1, asking for a shorter interval and a longer timeout.
+    p.set_cluster(&cluster("b"), vec![with(1, every(1, 3))], t0)
+        .unwrap();
+    assert_eq!(p.take_probe_changes(), vec![(target(1), Some(every(1, 1)))]);
+    p.remove_cluster(&cluster("a"));
+    assert_eq!(
+        p.take_probe_changes(),
+        vec![(target(1), Some(every(1, 3))), (target(2), None)]
+    );
+    // A rejected update touches nothing.
+    assert!(p
+        .set_cluster(&cluster("b"), vec![fresh(1, 0), fresh(1, 0)], t0)
+        .is_err());
+    assert_eq!(p.take_probe_changes(), vec![]);
+    p.remove_cluster(&cluster("b"));
+    assert_eq!(p.take_probe_changes(), vec![(target(1), None)]);
+}
+
+#[test]
+fn evaluate_all_walks_every_cluster_with_its_own_overrides() {
+    let t0 = Instant::now();
+    let mut p = Policy::new();
+    for c in ["a", "b", "c"] {
+        p.set_cluster(&cluster(c), vec![fresh(1, 60), fresh(2, 60)], t0)
+            .unwrap();
+    }
+    for n in [1, 2] {
+        p.observe(&sample(n, t0, Ok(100)));
+    }
+    p.evaluate(t0);
+    let down = |r: &str| Override::new(Force::Down, r, t0, None);
+    p.set_cluster_override(&cluster("b"), down("maintenance"))
+        .unwrap();
+    p.set_node_override(&key("c", 2), down("bad disk")).unwrap();
+    p.evaluate(t0);
+    // 30 s into the ramp: 50 for every node but those held down.
+    assert_eq!(
+        p.evaluate_all(t0 + S(30)).changes,
+        vec![
+            change("a", 1, 1, 50, Source::Ramp),
+            change("a", 2, 1, 50, Source::Ramp),
+            change("c", 1, 1, 50, Source::Ramp),
+        ]
+    );
+    assert_eq!(p.weight(&key("b", 1)), Some(w(0)));
+    assert_eq!(p.weight(&key("c", 2)), Some(w(0)));
+    assert!(p.evaluate_all(t0 + S(30)).changes.is_empty());
 }
