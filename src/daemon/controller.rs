@@ -5,11 +5,16 @@
 //! IPVS is a running cluster, its nodes keep their kernel weights), and writes nothing to
 //! IPVS until that read has succeeded: a failed first dump must never look like "nothing
 //! runs". Then it serves commands (start, stop, synchronize, reload, shutdown) and runs a
-//! reconciliation pass after each, after weight changes (coalesced: at most one pass per
-//! burst of `coalesce`), after interpol changes, and every anti-entropy interval, which
-//! repairs hand edits of owned services and of the mark rules. Failed operations are
-//! logged, shown in the status and metrics, and retried with a backoff. After every change
-//! it publishes a new view for the handles' queries.
+//! reconciliation pass after each, after weight changes, after interpol changes, and
+//! every anti-entropy interval, which repairs hand edits of owned services and of the mark
+//! rules. Failed operations are logged, shown in the status and metrics, and retried with
+//! a backoff. After every change it publishes a new view for the handles' queries.
+//!
+//! Weight changes are coalesced on the leading edge: a change that comes when no weight
+//! pass has ended within the last `coalesce` gets a pass at once; changes that come
+//! within `coalesce` of the end of the last weight pass share one pass at that end plus
+//! `coalesce`. So a lone change waits for nothing, and a burst costs at most one pass per
+//! `coalesce` (with at least `coalesce` between the end of one and the start of the next).
 //!
 //! Passes after commands, anti-entropy passes and any pass after a failed read read every
 //! owned service (full passes). The others (weights, interpol, drains, retries of failed
@@ -74,7 +79,8 @@ pub struct Options {
     /// The configuration file, read again on reload.
     pub config_path: PathBuf,
     pub cli: CliOverrides,
-    /// Weight changes within this window share one pass. Default 100 ms.
+    /// Weight changes within this window after a weight pass share one pass at its end
+    /// (a change outside it gets a pass at once). Default 100 ms.
     pub coalesce: Duration,
     /// First delay before retrying a failed pass (doubling up to the anti-entropy
     /// interval). Default 1 s.
@@ -158,6 +164,7 @@ where
         adopted: false,
         daemon,
         pending: None,
+        last_weights_pass: None,
         backoff: None,
         pollers: BTreeMap::new(),
         generation: 0,
@@ -214,6 +221,8 @@ struct Controller<K, M> {
     daemon: DaemonStatus,
     /// The next pass due, and why.
     pending: Option<(Instant, Trigger)>,
+    /// When the last weight-triggered pass ended (the start of the coalescing window).
+    last_weights_pass: Option<Instant>,
     /// The current retry delay after failed passes.
     backoff: Option<Duration>,
     /// interpol pollers by cluster: (generation, task).
@@ -277,7 +286,7 @@ impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
                 batch = batches.recv() => match batch {
                     Some(_) => {
                         while batches.try_recv().is_ok() {}
-                        self.schedule(Trigger::Weights, self.options.coalesce);
+                        self.weights_changed().await;
                     }
                     None => {
                         tracing::error!("the weight driver stopped; the controller stops too (IPVS is left as it is)");
@@ -683,6 +692,27 @@ impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
         }
     }
 
+    /// Weight batches came: a pass now if no weight pass ended within `coalesce`,
+    /// otherwise one pass when that window ends.
+    async fn weights_changed(&mut self) {
+        let now = Instant::now();
+        match self
+            .last_weights_pass
+            .map(|end| end + self.options.coalesce)
+        {
+            Some(window_end) if window_end > now => {
+                self.schedule(Trigger::Weights, window_end - now);
+            }
+            _ => {
+                // This pass covers a trailing weight pass that is due now.
+                if matches!(self.pending, Some((_, Trigger::Weights))) {
+                    self.pending = None;
+                }
+                self.pass(Trigger::Weights, false).await;
+            }
+        }
+    }
+
     fn schedule_retry(&mut self) {
         let cap = self.model.settings.anti_entropy_interval;
         let delay = self
@@ -803,6 +833,9 @@ impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
                 Trigger::Drain,
                 end.saturating_duration_since(Instant::now()),
             );
+        }
+        if trigger == Trigger::Weights {
+            self.last_weights_pass = Some(Instant::now());
         }
         self.publish();
     }
