@@ -5,19 +5,28 @@
 //! IPVS is a running cluster, its nodes keep their kernel weights), and writes nothing to
 //! IPVS until that read has succeeded: a failed first dump must never look like "nothing
 //! runs". Then it serves commands (start, stop, synchronize, reload, shutdown) and runs a
-//! reconciliation pass after each, after weight changes (coalesced: at most one pass per
-//! burst of `coalesce`), after interpol changes, and every anti-entropy interval, which
-//! repairs hand edits of owned services and of the mark rules. Failed operations are
-//! logged, shown in the status and metrics, and retried with a backoff. After every change
-//! it publishes a new view for the handles' queries.
+//! reconciliation pass after each, after weight changes, after interpol changes, and
+//! every anti-entropy interval, which repairs hand edits of owned services and of the mark
+//! rules. Failed operations are logged, shown in the status and metrics, and retried with
+//! a backoff. After every change it publishes a new view for the handles' queries.
+//!
+//! Weight changes are coalesced on the leading edge: a change that comes when no weight
+//! pass has ended within the last `coalesce` gets a pass at once; changes that come
+//! within `coalesce` of the end of the last weight pass share one pass at that end plus
+//! `coalesce`. So a lone change waits for nothing, and a burst costs at most one pass per
+//! `coalesce` (with at least `coalesce` between the end of one and the start of the next).
 //!
 //! Passes after commands, anti-entropy passes and any pass after a failed read read every
 //! owned service (full passes). The others (weights, interpol, drains, retries of failed
 //! operations) read and compare only the dirty services: those whose desired state differs
 //! from what the kernel held when a pass last read them, and those with failed operations.
 //! A hand edit of another service is repaired by the next full pass, within one
-//! anti-entropy interval. The status shows each service as the last pass that read it
-//! found it (read again after every write), without a read of its own.
+//! anti-entropy interval. A weight pass also builds the desired state of only the
+//! clusters its weight batches named (and so looks for dirty services only among theirs,
+//! those with errors and orphans), unless something else changed since the last build (a
+//! command, an interpol update); every other pass builds every cluster. The status shows
+//! each service as the last pass that read it found it (read again after every write),
+//! without a read of its own.
 //!
 //! It never touches a service outside the configuration (only the reconciler writes, and
 //! only owned keys), and shutting down leaves IPVS and nf_tables exactly as they are.
@@ -46,7 +55,7 @@ use super::status::{
 use crate::config::{self, Cluster, Model};
 use crate::health::Prober;
 use crate::ipvs::{self, ServiceKey};
-use crate::reconcile::{self, Desired, IpvsKernel, MarkTable, Observed, Reading};
+use crate::reconcile::{self, IpvsKernel, MarkTable, Observed, Reading};
 use crate::types::{ClusterName, Weight};
 use crate::weight::{self, DriverHandle, DriverOptions, Initial, WeightBatch};
 
@@ -74,7 +83,8 @@ pub struct Options {
     /// The configuration file, read again on reload.
     pub config_path: PathBuf,
     pub cli: CliOverrides,
-    /// Weight changes within this window share one pass. Default 100 ms.
+    /// Weight changes within this window after a weight pass share one pass at its end
+    /// (a change outside it gets a pass at once). Default 100 ms.
     pub coalesce: Duration,
     /// First delay before retrying a failed pass (doubling up to the anti-entropy
     /// interval). Default 1 s.
@@ -153,11 +163,13 @@ where
         observed_whole: false,
         errors: BTreeMap::new(),
         orphans: BTreeSet::new(),
-        last_wanted: Desired::default(),
+        built: desired::Built::default(),
+        stale: None,
         draining: desired::Draining::new(),
         adopted: false,
         daemon,
         pending: None,
+        last_weights_pass: None,
         backoff: None,
         pollers: BTreeMap::new(),
         generation: 0,
@@ -205,8 +217,13 @@ struct Controller<K, M> {
     /// Services a previous configuration owned, to delete (fwmark changes, removed
     /// clusters) until a dump shows them gone.
     orphans: BTreeSet<ServiceKey>,
-    /// What the last pass wanted (before drains), to see which destinations leave.
-    last_wanted: Desired,
+    /// What the last pass wanted (before drains, to see which destinations leave) and
+    /// asked for (with them).
+    built: desired::Built,
+    /// The clusters whose weights changed (named by weight batches) since the desired
+    /// state was last built; None: anything else may have changed too (a command, an
+    /// interpol update), so the next pass builds every cluster.
+    stale: Option<BTreeSet<ClusterName>>,
     /// Destinations at weight 0 until their connections are done.
     draining: desired::Draining,
     /// Whether the running clusters have been read from the kernel.
@@ -214,6 +231,8 @@ struct Controller<K, M> {
     daemon: DaemonStatus,
     /// The next pass due, and why.
     pending: Option<(Instant, Trigger)>,
+    /// When the last weight-triggered pass ended (the start of the coalescing window).
+    last_weights_pass: Option<Instant>,
     /// The current retry delay after failed passes.
     backoff: Option<Duration>,
     /// interpol pollers by cluster: (generation, task).
@@ -275,9 +294,12 @@ impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
                     Some(command) => self.command(command).await,
                 },
                 batch = batches.recv() => match batch {
-                    Some(_) => {
-                        while batches.try_recv().is_ok() {}
-                        self.schedule(Trigger::Weights, self.options.coalesce);
+                    Some(batch) => {
+                        self.note_stale(&batch);
+                        while let Ok(batch) = batches.try_recv() {
+                            self.note_stale(&batch);
+                        }
+                        self.weights_changed().await;
                     }
                     None => {
                         tracing::error!("the weight driver stopped; the controller stops too (IPVS is left as it is)");
@@ -314,6 +336,8 @@ impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
     }
 
     async fn command(&mut self, command: Command) {
+        // Commands change the configuration and the running clusters.
+        self.stale = None;
         match command {
             Command::Start(name, reply) => {
                 let r = self.start(&name).await;
@@ -433,6 +457,7 @@ impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
 
     /// Reads the owned services and adopts every configured cluster found there.
     async fn try_adopt(&mut self) -> bool {
+        self.stale = None;
         let owned = desired::owned(&self.model);
         let observed = match reconcile::observe(&*self.kernel, &owned).await {
             Ok(o) => o,
@@ -683,6 +708,34 @@ impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
         }
     }
 
+    /// Notes the clusters a weight batch names, for the next pass to build.
+    fn note_stale(&mut self, batch: &WeightBatch) {
+        if let Some(stale) = &mut self.stale {
+            stale.extend(batch.changes.iter().map(|c| c.key.cluster.clone()));
+        }
+    }
+
+    /// Weight batches came: a pass now if no weight pass ended within `coalesce`,
+    /// otherwise one pass when that window ends.
+    async fn weights_changed(&mut self) {
+        let now = Instant::now();
+        match self
+            .last_weights_pass
+            .map(|end| end + self.options.coalesce)
+        {
+            Some(window_end) if window_end > now => {
+                self.schedule(Trigger::Weights, window_end - now);
+            }
+            _ => {
+                // This pass covers a trailing weight pass that is due now.
+                if matches!(self.pending, Some((_, Trigger::Weights))) {
+                    self.pending = None;
+                }
+                self.pass(Trigger::Weights, false).await;
+            }
+        }
+    }
+
     fn schedule_retry(&mut self) {
         let cap = self.model.settings.anti_entropy_interval;
         let delay = self
@@ -716,28 +769,52 @@ impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
             tracing::info!("IPVS can be read again; reconciling");
         }
         let started = Instant::now();
-        match self.driver.weights().await {
-            Ok(w) => self.weights = w,
-            Err(e) => tracing::error!("{e}; using the last known weights"),
-        }
-        self.choose_active_nodes();
-        let wanted = desired::build(&self.model, &self.running, &self.weights);
-        let mut desired = wanted.clone();
-        let drained = desired::drain(
-            &self.last_wanted,
-            &wanted,
-            &mut desired,
+        let weights_read = match self.driver.weights().await {
+            Ok(w) => {
+                self.weights = w;
+                true
+            }
+            Err(e) => {
+                tracing::error!("{e}; using the last known weights");
+                false
+            }
+        };
+        // A weight pass builds only the clusters its batches named, when nothing else
+        // changed since the last build; every other pass builds everything.
+        let scope = match trigger == Trigger::Weights && !full {
+            true => self.stale.take(),
+            false => None,
+        };
+        // Without the new weights, the next pass builds everything again.
+        self.stale = weights_read.then(BTreeSet::new);
+        self.choose_active_nodes(scope.as_ref());
+        let (drained, built) = desired::rebuild(
+            &mut self.built,
+            scope.as_ref(),
+            &self.model,
+            &self.running,
+            &self.weights,
             &mut self.draining,
             Instant::now(),
             self.options.drain,
         );
-        self.last_wanted = wanted;
         let owned = self.owned();
-        let (keys, reading) = match full {
-            true => (owned, Reading::Dump),
-            false => (self.dirty(&owned, &desired), Reading::Each),
+        let (keys, reading) = match (full, built) {
+            (true, _) => (owned, Reading::Dump),
+            (false, None) => (self.dirty(&owned, owned.iter().copied()), Reading::Each),
+            // Only the services just built can have changed, besides those with errors
+            // and orphans still to delete.
+            (false, Some(built)) => {
+                let errors = self.errors.keys().flatten().copied();
+                let candidates = built
+                    .into_iter()
+                    .chain(errors)
+                    .chain(self.orphans.iter().copied());
+                (self.dirty(&owned, candidates), Reading::Each)
+            }
         };
-        let mut report = reconcile::pass_with(&*self.kernel, &keys, &desired, reading).await;
+        let desired = &self.built.desired;
+        let mut report = reconcile::pass_with(&*self.kernel, &keys, desired, reading).await;
         for op in &report.applied {
             if trigger == Trigger::AntiEntropy {
                 tracing::warn!(
@@ -804,6 +881,9 @@ impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
                 end.saturating_duration_since(Instant::now()),
             );
         }
+        if trigger == Trigger::Weights {
+            self.last_weights_pass = Some(Instant::now());
+        }
         self.publish();
     }
 
@@ -825,23 +905,29 @@ impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
         self.orphans.retain(|k| present.contains_key(k));
     }
 
-    /// The owned services a partial pass must read: those whose desired state differs
-    /// from what the kernel held when last read (a weight, a node, a drain that ended, a
-    /// service to create or delete), and those whose operations failed.
-    fn dirty(&self, owned: &BTreeSet<ServiceKey>, desired: &Desired) -> BTreeSet<ServiceKey> {
-        owned
-            .iter()
-            .copied()
+    /// The owned services among `candidates` a partial pass must read: those whose
+    /// desired state differs from what the kernel held when last read (a weight, a node, a
+    /// drain that ended, a service to create or delete), and those whose operations failed.
+    fn dirty(
+        &self,
+        owned: &BTreeSet<ServiceKey>,
+        candidates: impl Iterator<Item = ServiceKey>,
+    ) -> BTreeSet<ServiceKey> {
+        let desired = &self.built.desired;
+        candidates
             .filter(|k| {
-                self.errors.contains_key(&Some(*k))
-                    || reconcile::differs(desired.services.get(k), self.observed.get(k))
+                owned.contains(k)
+                    && (self.errors.contains_key(&Some(*k))
+                        || reconcile::differs(desired.services.get(k), self.observed.get(k)))
             })
             .collect()
     }
 
-    fn choose_active_nodes(&mut self) {
+    /// Chooses the active node of the active_passive clusters (of those in `only`, if
+    /// given).
+    fn choose_active_nodes(&mut self, only: Option<&BTreeSet<ClusterName>>) {
         for c in &self.model.clusters {
-            if !c.is_active_passive() {
+            if !c.is_active_passive() || only.is_some_and(|o| !o.contains(&c.name)) {
                 continue;
             }
             let Some(run) = self.running.get_mut(&c.name) else {
@@ -969,6 +1055,7 @@ impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
             for a in before.difference(&after) {
                 tracing::info!("Removing remote {a} from cluster {}", poll.cluster);
             }
+            self.stale = None;
             self.schedule(Trigger::Remote, self.options.coalesce);
         }
     }
