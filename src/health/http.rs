@@ -331,8 +331,22 @@ impl<S: AsyncRead + Unpin> Reader<'_, S> {
             let take = size.min(room) as usize;
             let received = bytes.len();
             let chunk = self
-                .read_exact_upto(take, || format!("{} (chunked)", received as u64 + size))
-                .await?;
+                .read_exact_upto(take, || {
+                    // Saturating: a backend may announce a chunk of 2^64 - 1 bytes.
+                    format!("{} (chunked)", (received as u64).saturating_add(size))
+                })
+                .await
+                .map_err(|e| match e {
+                    // Counted over the whole body, like `expected`.
+                    ProbeError::Truncated {
+                        received: r,
+                        expected,
+                    } => ProbeError::Truncated {
+                        received: received + r,
+                        expected,
+                    },
+                    e => e,
+                })?;
             bytes.extend_from_slice(&chunk);
             if size > room {
                 return Ok(Body {
@@ -533,6 +547,20 @@ mod tests {
                 bytes: b"Health: 42".to_vec(),
                 complete: true
             }
+        );
+    }
+
+    /// Found by fuzzing: the largest chunk size there is, cut short, is `Truncated` (the
+    /// message's arithmetic used to overflow).
+    #[tokio::test]
+    async fn a_chunk_of_two_to_the_sixty_four_bytes_cut_short_is_truncated() {
+        let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nHealt\r\nFFFFFFFFFFFFFFFF\r\nh";
+        assert_eq!(
+            answer(raw, Limits::default()).await,
+            Err(ProbeError::Truncated {
+                received: 6,
+                expected: "18446744073709551615 (chunked)".into()
+            })
         );
     }
 
