@@ -79,13 +79,7 @@ impl Table {
                 let at = dests
                     .iter()
                     .position(|d| d.dest.addr == dest.addr && d.dest.port == dest.port);
-                let entry = DestEntry {
-                    dest: dest.clone(),
-                    active_conns: 0,
-                    inactive_conns: 0,
-                    persist_conns: 0,
-                    stats: Stats::default(),
-                };
+                let entry = DestEntry::from(dest.clone());
                 match (op, at) {
                     (Op::AddDest { .. }, Some(_)) => Err(EEXIST.into()),
                     (Op::AddDest { .. }, None) => {

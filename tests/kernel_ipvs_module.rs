@@ -12,7 +12,7 @@ mod testbed;
 
 use bigbro::ipvs::{Client, Error, Op, Operation, Service, ServiceKey};
 use bigbro::types::Fwmark;
-use testbed::kernel_test;
+use testbed::{kernel_test, loaded_ipvs_modules};
 
 const MODPROBE_PATH: &str = "/proc/sys/kernel/modprobe";
 
@@ -21,19 +21,6 @@ const MODPROBE_PATH: &str = "/proc/sys/kernel/modprobe";
 fn kernel_cache() -> String {
     std::env::var("BIGBRO_TESTBED_KERNEL_DIR")
         .unwrap_or_else(|_| format!("{}/.cache/kernel/current", env!("CARGO_MANIFEST_DIR")))
-}
-
-/// IPVS modules currently loaded, schedulers first (`ip_vs` itself last).
-fn loaded_ipvs_modules() -> Vec<String> {
-    let modules = std::fs::read_to_string("/proc/modules").unwrap();
-    let mut names: Vec<String> = modules
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|n| n.starts_with("ip_vs"))
-        .map(str::to_string)
-        .collect();
-    names.sort_by_key(|n| n == "ip_vs");
-    names
 }
 
 /// Puts the kernel's modprobe path back and makes sure `ip_vs` is loaded again.

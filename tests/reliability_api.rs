@@ -16,7 +16,6 @@ mod testbed;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use daemon_bed::{poll, usage, DaemonProcess, Traffic, HEALTH_PATH};
@@ -77,17 +76,7 @@ fn bearer(token: &str) -> String {
 }
 
 fn daemon(cfg: &Path, dir: &Path) -> DaemonProcess {
-    let log = dir.join("daemon.log");
-    let file = std::fs::File::create(&log).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_bigbro"))
-        .args(["daemon", "-c", cfg.to_str().unwrap()])
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().unwrap())
-        .stderr(file)
-        .spawn()
-        .unwrap();
-    let d = DaemonProcess { child, log };
+    let d = DaemonProcess::start(cfg, &dir.join("daemon.log"));
     d.wait_log("HTTP API listening", 1);
     d
 }

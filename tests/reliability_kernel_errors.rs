@@ -13,28 +13,14 @@ mod daemon_bed;
 mod testbed;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use daemon_bed::{poll, settings, ConfigFile, DaemonProcess, HEALTH_PATH};
 use testbed::dataplane::{DataPlane, HEALTH_PORT, SERVICE_PORT};
-use testbed::{kernel_test, sh, sh_status};
+use testbed::{kernel_test, loaded_ipvs_modules, sh, sh_status};
 
 const MODPROBE_PATH: &str = "/proc/sys/kernel/modprobe";
 const ANTI_ENTROPY: Duration = Duration::from_secs(2);
-
-/// IPVS modules currently loaded, schedulers first (`ip_vs` itself last).
-fn loaded_ipvs_modules() -> Vec<String> {
-    let modules = std::fs::read_to_string("/proc/modules").unwrap();
-    let mut names: Vec<String> = modules
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|n| n.starts_with("ip_vs"))
-        .map(str::to_string)
-        .collect();
-    names.sort_by_key(|n| n == "ip_vs");
-    names
-}
 
 /// Blocks the kernel's module autoloading until dropped; then restores it and loads
 /// `ip_vs` and the schedulers the test bed's other tests expect.
@@ -93,22 +79,22 @@ fn config(plane: &DataPlane, dir: &Path, more: &str) -> String {
 /// Starts the real daemon (through `wrapper`, e.g. setpriv, when given) and waits for its
 /// API.
 fn daemon(cfg: &Path, dir: &Path, wrapper: &[&str]) -> DaemonProcess {
-    let log = dir.join("daemon.log");
-    let file = std::fs::File::create(&log).unwrap();
-    let bin = env!("CARGO_BIN_EXE_bigbro");
-    let mut argv: Vec<&str> = wrapper.to_vec();
-    argv.extend([bin, "daemon", "-c", cfg.to_str().unwrap()]);
-    let child = Command::new(argv[0])
-        .args(&argv[1..])
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().unwrap())
-        .stderr(file)
-        .spawn()
-        .unwrap();
-    let d = DaemonProcess { child, log };
+    let d = DaemonProcess::start_wrapped(wrapper, cfg, &dir.join("daemon.log"));
     d.wait_log("HTTP API listening", 1);
     d
+}
+
+/// Waits for cluster `web`'s real server at weight 100 in IPVS, then sends requests
+/// through the VIP: none may fail.
+fn web_serves_traffic(plane: &DataPlane) {
+    let rs1 = plane.servers()[0].addr();
+    poll(Duration::from_secs(30), "web at 100", || {
+        sh("ipvsadm -S -n")
+            .contains(&format!("-a -f 7 -r {rs1}:0 -i -w 100"))
+            .then_some(())
+    });
+    let tally = plane.client().tally(plane.vip_addr(SERVICE_PORT), 10);
+    assert!(tally.failures.is_empty(), "{tally:?}");
 }
 
 kernel_test! {
@@ -146,14 +132,7 @@ kernel_test! {
         });
         eprintln!("IPVS readable again {:?} after the module came back", back.elapsed());
         assert_eq!(api("PUT", "/cluster/web"), (200, "OK".to_string()));
-        let rs1 = plane.servers()[0].addr();
-        poll(Duration::from_secs(30), "web at 100", || {
-            sh("ipvsadm -S -n")
-                .contains(&format!("-a -f 7 -r {rs1}:0 -i -w 100"))
-                .then_some(())
-        });
-        let tally = plane.client().tally(plane.vip_addr(SERVICE_PORT), 10);
-        assert!(tally.failures.is_empty(), "{tally:?}");
+        web_serves_traffic(&plane);
         let log = d.log();
         assert!(!log.contains("panicked"), "{log}");
         assert!(d.terminate().success());
@@ -221,14 +200,7 @@ kernel_test! {
             .unwrap_or_else(|| panic!("no bigbro_cluster_errors for odd:\n{metrics}"));
         assert!(errors >= 1.0, "{errors}");
         // web is unaffected and serves traffic.
-        let rs1 = plane.servers()[0].addr();
-        poll(Duration::from_secs(30), "web at 100", || {
-            sh("ipvsadm -S -n")
-                .contains(&format!("-a -f 7 -r {rs1}:0 -i -w 100"))
-                .then_some(())
-        });
-        let tally = plane.client().tally(plane.vip_addr(SERVICE_PORT), 10);
-        assert!(tally.failures.is_empty(), "{tally:?}");
+        web_serves_traffic(&plane);
         assert!(!sh("ipvsadm -S -n").contains("-f 8"), "odd has no service without its scheduler");
         assert!(d.is_running());
         let log = d.log();

@@ -83,16 +83,7 @@ pub fn observed(state: &State) -> Vec<Observed> {
                 service: svc.clone(),
                 stats: Stats::default(),
             },
-            dests: dests
-                .iter()
-                .map(|d| DestEntry {
-                    dest: d.clone(),
-                    active_conns: 0,
-                    inactive_conns: 0,
-                    persist_conns: 0,
-                    stats: Stats::default(),
-                })
-                .collect(),
+            dests: dests.iter().map(|d| DestEntry::from(d.clone())).collect(),
         })
         .collect()
 }

@@ -302,6 +302,20 @@ pub struct DestEntry {
     pub stats: Stats,
 }
 
+impl From<Dest> for DestEntry {
+    /// A destination as the kernel reports it when it has just been added: no
+    /// connections, zero counters.
+    fn from(dest: Dest) -> DestEntry {
+        DestEntry {
+            dest,
+            active_conns: 0,
+            inactive_conns: 0,
+            persist_conns: 0,
+            stats: Stats::default(),
+        }
+    }
+}
+
 impl fmt::Display for ServiceKey {
     /// The ipvsadm service argument in numeric form: `-f 7`, `-f 7 -6`, `-t 10.0.0.1:80`,
     /// `-u [2001:db8::1]:53`, `--sctp-service 10.0.0.1:9`.

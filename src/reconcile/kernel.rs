@@ -245,17 +245,7 @@ impl IpvsKernel for FakeKernel {
             .lock()
             .unwrap()
             .get(key)
-            .map(|(_, d)| {
-                d.values()
-                    .map(|d| DestEntry {
-                        dest: d.clone(),
-                        active_conns: 0,
-                        inactive_conns: 0,
-                        persist_conns: 0,
-                        stats: Stats::default(),
-                    })
-                    .collect()
-            })
+            .map(|(_, d)| d.values().map(|d| DestEntry::from(d.clone())).collect())
             .unwrap_or_default())
     }
     async fn daemons(&self) -> Result<Vec<SyncDaemon>, ipvs::Error> {

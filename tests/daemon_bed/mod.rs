@@ -359,8 +359,23 @@ pub struct DaemonProcess {
 
 impl DaemonProcess {
     pub fn start(config: &Path, log: &Path) -> DaemonProcess {
+        DaemonProcess::start_wrapped(&[], config, log)
+    }
+
+    /// `start`, run through `wrapper` (a program and its arguments, e.g. setpriv) when it
+    /// is not empty.
+    pub fn start_wrapped(wrapper: &[&str], config: &Path, log: &Path) -> DaemonProcess {
         let file = std::fs::File::create(log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_bigbro"))
+        let bin = env!("CARGO_BIN_EXE_bigbro");
+        let (program, args) = match wrapper {
+            [program, args @ ..] => (*program, args),
+            [] => (bin, &[][..]),
+        };
+        let mut command = Command::new(program);
+        if !wrapper.is_empty() {
+            command.args(args).arg(bin);
+        }
+        let child = command
             .args(["daemon", "-c"])
             .arg(config)
             .env("RUST_LOG", "info")

@@ -87,6 +87,20 @@ pub fn time_limit() -> std::time::Duration {
 /// The environment variable in which guest-run.sh passes a test its time limit (seconds).
 const LIMIT_ENV: &str = "BIGBRO_TESTBED_LIMIT";
 
+/// IPVS modules currently loaded, schedulers first (`ip_vs` itself last), the order they
+/// can be unloaded in.
+pub fn loaded_ipvs_modules() -> Vec<String> {
+    let modules = std::fs::read_to_string("/proc/modules").unwrap();
+    let mut names: Vec<String> = modules
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with("ip_vs"))
+        .map(str::to_string)
+        .collect();
+    names.sort_by_key(|n| n == "ip_vs");
+    names
+}
+
 /// Loads kernel module `module` (and what it needs) from the test kernel's modules, for
 /// the rare module the kernel does not load on demand (guest only). The guest's `/lib`
 /// is the host's, which has no modules for the test kernel: this points modprobe at the

@@ -38,7 +38,9 @@ mod image;
 use std::sync::Mutex;
 
 #[allow(unused_imports)]
-pub use guest::{block_on, modprobe, session_tests, sh, sh_status, time_limit};
+pub use guest::{
+    block_on, loaded_ipvs_modules, modprobe, session_tests, sh, sh_status, time_limit,
+};
 
 /// Declares kernel tests: each `fn name() { body }` (or `fn name() -> Result<(), E> {..}`,
 /// E: Debug) becomes a `#[test] fn name()` whose body runs inside the test bed's guest
