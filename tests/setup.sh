@@ -84,6 +84,13 @@ if [ ! -x "$TOOLS/checkbashisms" ]; then
   fi
   rm -rf "$tools_work"
 fi
+# rustfmt and clippy: tests/run.sh checks with both. A rustup toolchain of the minimal
+# profile lacks them.
+if command -v rustup >/dev/null &&
+  ! { cargo fmt --version && cargo clippy --version; } >/dev/null 2>&1; then
+  echo "tests/setup.sh: adding the rustfmt and clippy components (rustup)"
+  rustup component add rustfmt clippy
+fi
 if command -v cargo >/dev/null && ! cargo deb --version >/dev/null 2>&1; then
   echo "tests/setup.sh: installing cargo-deb (cargo install cargo-deb --locked; a few minutes)"
   cargo install --quiet --locked cargo-deb
