@@ -1,11 +1,11 @@
-//! big_brother's HTTP routes, byte for byte (reference §4, Appendix A). pacemaker's OCF
+//! big_brother's HTTP routes, byte for byte (docs/api.md, "big_brother's routes"). pacemaker's OCF
 //! agent and litmus_paper's `big_brother_service` parse these bodies, so they are a frozen
 //! contract: `Running: <bool>\nCombinedWeight: <int>\n`, `OK`, an empty 304,
 //! `Cluster <name> not found`, `Application error`.
 //!
 //! Deliberate differences, none in a body a program reads: the content type is
 //! `text/plain` (Sinatra said `text/html` for plain text) and `application/json` for
-//! `status_detail` (reference §12.14); the banner's version is big_brother's API level
+//! `status_detail` (big_brother served that JSON with Sinatra's default content type); the banner's version is big_brother's API level
 //! followed by bigbro's own version (see `BANNER_VERSION`); a wrong method gets 405 with
 //! `Allow` instead of Sinatra's 404 page.
 //!

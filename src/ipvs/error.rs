@@ -1,5 +1,5 @@
 //! Errors of the IPVS client, each naming the operation that failed and saying what the
-//! kernel's answer means (reference §2.8), e.g. `adding destination 10.0.0.1:0 to FWM 7:
+//! kernel's answer means (the errno table below, from the kernel's `ip_vs_ctl.c`), e.g. `adding destination 10.0.0.1:0 to FWM 7:
 //! no such service`.
 //!
 //! The errno → meaning table lives here and only here. Nothing in this file talks to the

@@ -1,5 +1,5 @@
 //! Golden-byte and robustness tests of the IPVS codecs against what ipvsadm 1.31 sent to
-//! and received from Linux 6.1 (strace capture, reference `captures/`): bigbro's requests
+//! and received from Linux 6.1 (strace captures, kept as the byte arrays in this file): bigbro's requests
 //! must equal ipvsadm's byte for byte (sequence numbers and port ids set to the captured
 //! ones), the captured replies must parse to the expected model values, and no truncated
 //! or corrupted input may panic.

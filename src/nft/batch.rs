@@ -3,7 +3,8 @@
 //! reported against the message that caused it.
 //!
 //! One batch is one nf_tables transaction: all of it is committed, or none of it. A table is
-//! replaced with `NEWTABLE, DELTABLE, NEWTABLE, NEWCHAIN, NEWRULE…` (reference §3.3): the
+//! replaced with `NEWTABLE, DELTABLE, NEWTABLE, NEWCHAIN, NEWRULE…` (as nft itself does: the capture in
+//! `tests/data/nft_sendmsg_raw.txt`, read by this file's tests): the
 //! first NEWTABLE makes the DELTABLE valid whether or not the table existed, so the same
 //! batch works on a fresh host and on a running one, and packets see the old ruleset or the
 //! new one, never an empty table in between. `NFT_MSG_DESTROYTABLE` (a delete that ignores a
@@ -234,7 +235,7 @@ mod tests {
     /// Reads the strace rendering of the `sendmsg` that nft 1.0.6 made for
     /// `add table ip bb; delete table ip bb; add table ip bb; add chain ip bb prerouting {…};
     /// add rule ip bb prerouting ip daddr 10.0.0.100 tcp dport 80 iifname "eth0" meta mark
-    /// set 0x7` (reference captures/nft_sendmsg_raw.txt) back into bytes: every
+    /// set 0x7` (`tests/data/nft_sendmsg_raw.txt`) back into bytes: every
     /// `{nlmsg_len=…}` is a 16-byte netlink header, every `{nfgen_family=…}` a 4-byte
     /// nfgenmsg, every `{nla_len=…}` a 4-byte attribute header followed by its value (the
     /// next string literal, padded to 4 bytes).
