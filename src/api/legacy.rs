@@ -5,8 +5,9 @@
 //!
 //! Deliberate differences, none in a body a program reads: the content type is
 //! `text/plain` (Sinatra said `text/html` for plain text) and `application/json` for
-//! `status_detail` (big_brother served that JSON with Sinatra's default content type); the banner's version is big_brother's API level
-//! followed by bigbro's own version (see `BANNER_VERSION`); a wrong method gets 405 with
+//! `status_detail` (big_brother served that JSON with Sinatra's default content type);
+//! the banner's version is big_brother's API level followed by bigbro's own version (see
+//! `BANNER_VERSION`); a wrong method gets 405 with
 //! `Allow` instead of Sinatra's 404 page.
 //!
 //! These handlers only translate: every decision (adopt, start, stop) is the daemon's.
