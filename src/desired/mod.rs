@@ -25,6 +25,9 @@
 //! and stays free of kernel objects (it uses small shared values such as `ipvs::Family` and
 //! `nft::L4Proto`, and builds no `Service`, `Dest` or `MarkRule`); `daemon` runs tasks.
 //! Between the two, `bigbro check` calls the very code the daemon calls, without a daemon.
+//! The drain state ([`Draining`], [`Built`]) is kept by whoever runs the passes; the rules
+//! that apply it are here because a drain changes what is desired, not how the kernel is
+//! written.
 //!
 //! Pure: no I/O and no clock of its own (drains are given `now`). It never names a service
 //! outside the configuration (a cluster that is not running is simply absent, which the diff
