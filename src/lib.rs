@@ -10,6 +10,7 @@ pub mod adm;
 pub mod api;
 pub mod config;
 pub mod daemon;
+pub mod desired;
 pub mod health;
 pub mod ipvs;
 pub mod nft;

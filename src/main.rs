@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 use bigbro::api::client;
 use bigbro::config;
+use bigbro::desired::plan;
 
 mod man;
 
@@ -242,11 +243,11 @@ fn check(path: &Path, ipvs_only: bool, nft_only: bool, cluster: Option<&str>) ->
                 }
             }
             let text = if ipvs_only {
-                config::plan::ipvs_text(&model)
+                plan::ipvs_text(&model)
             } else if nft_only {
-                config::plan::nft_text(&model)
+                plan::nft_text(&model)
             } else {
-                config::plan::render(&model, &path.display().to_string())
+                plan::render(&model, &path.display().to_string())
             };
             print!("{text}");
             ExitCode::SUCCESS

@@ -5,14 +5,14 @@
 //!
 //! The pipeline: bytes → positioned YAML tree (`yaml`) → sections as written (`spelling`,
 //! `raw`, `read`) → defaults merged (`merge`) → checked model (`validate`, `unique`,
-//! `settings`) → kernel plan (`plan`). Every error carries file, line, column and key
+//! `settings`). The translation to kernel objects is not here: `src/desired/` builds them
+//! from the model, for the daemon and for `bigbro check` alike. Every error carries file, line, column and key
 //! path, and all of them are reported at once. Loading never panics, whatever the input,
 //! and never touches the kernel or anything else outside the file it reads.
 
 pub mod diag;
 mod merge;
 pub mod model;
-pub mod plan;
 mod raw;
 mod read;
 mod settings;

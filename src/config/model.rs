@@ -5,7 +5,7 @@
 //! Every value here has been checked and every default filled in: consumers never see an
 //! `Option` that means "use the default", a fwmark of 0 or a hostname. Nothing here does
 //! I/O. The translation to kernel objects (IPVS services and dests, nf_tables mark
-//! rules) lives in `plan.rs`.
+//! rules) lives in `src/desired/`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -318,15 +318,6 @@ impl Model {
                 None
             }
         })
-    }
-
-    /// Every IPVS service key bigbro owns: each cluster's fwmark and relay fwmark. The
-    /// reconciler reads and writes these and nothing else.
-    pub fn owned_services(&self) -> Vec<crate::ipvs::ServiceKey> {
-        self.clusters
-            .iter()
-            .flat_map(|c| std::iter::once(c.service_key()).chain(c.relay_service_key()))
-            .collect()
     }
 }
 

@@ -41,7 +41,6 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use super::desired::{self, Remote, Running};
 use super::handle::{Command, Error, Handle, ReloadReport, StartOutcome, StopOutcome, View};
 use super::interpol::{self, Poll};
 use super::metrics::Metrics;
@@ -53,6 +52,7 @@ use super::status::{
     PassStatus, RemoteNodeStatus, Trigger,
 };
 use crate::config::{self, Cluster, Model};
+use crate::desired::{self, ClusterKeys, Remote, Running};
 use crate::health::Prober;
 use crate::ipvs::{self, ServiceKey};
 use crate::reconcile::{self, IpvsKernel, MarkTable, Observed, Reading};

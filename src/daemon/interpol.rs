@@ -18,8 +18,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use super::desired::Remote;
 use crate::config::Cluster;
+use crate::desired::Remote;
 use crate::health::http::{self, Limits};
 use crate::health::Phase;
 use crate::types::{ClusterName, Weight};

@@ -3,20 +3,18 @@
 //!
 //! [`Handle`] is its control and query interface (the HTTP API, the signal handlers and
 //! tests use it); `controller` is the one task that owns the state and drives the
-//! reconciler; `desired` builds the desired kernel state (with big_brother's downpage,
-//! active_passive and relay rules); `params` maps configuration to the weight policy;
-//! `interpol` and `nagios` are big_brother's multi-datacenter discovery and passive checks;
-//! `kernel` connects lazily to IPVS and nf_tables; `notify` speaks systemd's notification
-//! protocol; `run` is the `bigbro daemon` entry point with its signal handling; `metrics`
-//! and `status` are what it shows; `testing` runs it on in-memory fakes for tests of what
-//! sits on top of the handle.
+//! reconciler, with the desired kernel state built by `src/desired/`; `params` maps
+//! configuration to the weight policy; `interpol` and `nagios` are big_brother's
+//! multi-datacenter discovery and passive checks; `kernel` connects lazily to IPVS and
+//! nf_tables; `notify` speaks systemd's notification protocol; `run` is the `bigbro daemon`
+//! entry point with its signal handling; `metrics` and `status` are what it shows;
+//! `testing` runs it on in-memory fakes for tests of what sits on top of the handle.
 //!
 //! The daemon never writes to the kernel except through `reconcile`, never touches a
 //! service or table it does not own, and leaves IPVS and nf_tables as they are when it
 //! stops, so traffic keeps flowing while it restarts.
 
 pub mod controller;
-pub mod desired;
 pub mod handle;
 pub mod interpol;
 pub mod kernel;

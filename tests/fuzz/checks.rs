@@ -53,19 +53,20 @@ pub const TARGETS: &[(&str, Check)] = &[
 pub fn config(data: &[u8]) {
     match bigbro::config::parse_bytes("fuzz.yml", data) {
         Ok(model) => {
-            let text = bigbro::config::plan::render(&model, "fuzz.yml");
+            let text = bigbro::desired::plan::render(&model, "fuzz.yml");
             assert!(
                 text.starts_with("# bigbro check: fuzz.yml is valid"),
                 "{text}"
             );
-            for rule in model.mark_rules() {
+            let plan = bigbro::desired::plan::plan(&model);
+            for rule in &plan.marks {
                 if let Err(e) = rule.validate() {
                     panic!("a valid configuration planned an invalid mark rule {rule:?}: {e}");
                 }
             }
-            for (service, dests) in model.initial_ipvs() {
-                let _ = convert::service_attrs(&service);
-                for d in &dests {
+            for svc in plan.desired.services.values() {
+                let _ = convert::service_attrs(&svc.service);
+                for d in svc.dests.values() {
                     let _ = convert::dest_attrs(d);
                 }
             }

@@ -1,12 +1,11 @@
-//! The desired kernel state, built from the configuration, the running clusters and the
-//! current weights: for each running cluster its fwmark service with its local nodes (all
-//! of them, or only the active node of an active_passive cluster), its remote load
-//! balancers, its downpage when its total weight is 0, and its relay service with the local
-//! nodes when it is multi-datacenter; and the mark rules of the running clusters' vips.
-//! Also the active_passive choice and the downpage rule themselves.
+//! Drains and partial rebuilds. A destination that leaves a service that stays (an
+//! active_passive failover, a node removed by a reload) is kept at weight 0 for the drain
+//! period so the connections it carries finish, then deleted; a service that goes (a
+//! cluster stopped) goes at once with its destinations. And the rebuild of only the
+//! clusters whose inputs changed, which must give what a full build gives.
 //!
-//! Pure: no I/O, no clock. Clusters that are not running are simply absent, which the diff
-//! turns into deleting their services; it never names a service outside the configuration.
+//! Pure: `now` is passed in. It never adds a destination that no pass wanted, and never
+//! keeps a drain past its end or once its destination is wanted again.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -14,134 +13,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::objects::ClusterKeys;
+use super::services::{build, cluster_services};
+use super::{Running, Weights};
 use crate::config::{Cluster, Model};
 use crate::ipvs::{Dest, ServiceKey};
-use crate::nft::MarkRule;
-use crate::reconcile::{Desired, DesiredService};
-use crate::types::{ClusterName, Weight};
-use crate::weight::NodeKey;
-
-/// A remote load balancer learned from interpol.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Remote {
-    /// interpol's health (0 while missing).
-    pub weight: Weight,
-    /// Consecutive polls it was missing from.
-    pub down_ticks: u32,
-    pub location: Option<String>,
-}
-
-/// What the daemon keeps for a running cluster besides its nodes' weights.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Running {
-    /// active_passive: the node in IPVS.
-    pub active: Option<IpAddr>,
-    /// Remote load balancers, by address.
-    pub remote: BTreeMap<IpAddr, Remote>,
-}
-
-/// Current weights of every running cluster's local nodes.
-pub type Weights = BTreeMap<NodeKey, Weight>;
-
-/// The weight of a local node (0 if unknown).
-pub fn weight_of(weights: &Weights, c: &Cluster, addr: IpAddr) -> Weight {
-    weights
-        .get(&NodeKey::new(&c.name, addr))
-        .copied()
-        .unwrap_or(Weight::ZERO)
-}
-
-/// Σ of the local nodes' weights: big_brother's CombinedWeight.
-pub fn combined_weight(weights: &Weights, c: &Cluster) -> u64 {
-    c.nodes
-        .iter()
-        .map(|n| u64::from(weight_of(weights, c, n.address).get()))
-        .sum()
-}
-
-/// Whether a running cluster wants its downpage now: it has one and its local and remote
-/// weights add up to 0 (big_brother's `_check_downpage`).
-pub fn downpage_wanted(c: &Cluster, run: &Running, weights: &Weights) -> bool {
-    let remote: u64 = run.remote.values().map(|r| u64::from(r.weight.get())).sum();
-    c.downpage.is_some() && combined_weight(weights, c) + remote == 0
-}
-
-/// The active_passive choice: the healthy (weight > 0) candidate with the lowest
-/// priority, ties broken by numeric address; remote load balancers take part with
-/// priority 0, as in big_brother. With no healthy candidate the current active node stays
-/// (at weight 0, as big_brother left it); with none at all, the local node that comes
-/// first by priority. Failback is pre-emptive, as in big_brother.
-pub fn choose_active(
-    c: &Cluster,
-    current: Option<IpAddr>,
-    run: &Running,
-    weights: &Weights,
-) -> Option<IpAddr> {
-    let local = c
-        .nodes
-        .iter()
-        .map(|n| (n.priority, n.address, weight_of(weights, c, n.address)));
-    let remote = run.remote.iter().map(|(a, r)| (0, *a, r.weight));
-    let healthy = local
-        .chain(remote)
-        .filter(|(_, _, w)| w.get() > 0)
-        .min_by_key(|(p, a, _)| (*p, *a))
-        .map(|(_, a, _)| a);
-    let still_there = current.filter(|a| c.node(*a).is_some() || run.remote.contains_key(a));
-    healthy
-        .or(still_there)
-        .or_else(|| c.nodes_by_priority().first().map(|n| n.address))
-}
-
-/// The services one running cluster wants: main, then relay.
-pub fn cluster_services(c: &Cluster, run: &Running, weights: &Weights) -> Vec<DesiredService> {
-    let local_dest = |addr: IpAddr| c.dest(addr, weight_of(weights, c, addr));
-    let (local, remote): (Vec<Dest>, Vec<Dest>) = if c.is_active_passive() {
-        match run.active {
-            Some(a) if c.node(a).is_some() => (vec![local_dest(a)], Vec::new()),
-            Some(a) => match run.remote.get(&a) {
-                Some(r) => (Vec::new(), vec![c.dest(a, r.weight)]),
-                None => (Vec::new(), Vec::new()),
-            },
-            None => (Vec::new(), Vec::new()),
-        }
-    } else {
-        (
-            c.nodes.iter().map(|n| local_dest(n.address)).collect(),
-            run.remote
-                .iter()
-                .filter(|(a, _)| c.node(**a).is_none())
-                .map(|(a, r)| c.dest(*a, r.weight))
-                .collect(),
-        )
-    };
-    let mut main: Vec<Dest> = local.iter().cloned().chain(remote).collect();
-    if let Some(addr) = c.downpage.filter(|_| downpage_wanted(c, run, weights)) {
-        main.push(c.dest(addr, Weight::clamped(1)));
-    }
-    let mut out = vec![DesiredService::new(c.service(), main)];
-    if let Some(relay) = c.relay_service() {
-        out.push(DesiredService::new(relay, local));
-    }
-    out
-}
-
-/// The whole desired IPVS state.
-pub fn build(
-    model: &Model,
-    running: &BTreeMap<ClusterName, Running>,
-    weights: &Weights,
-) -> Desired {
-    let mut desired = Desired::default();
-    for c in &model.clusters {
-        if let Some(run) = running.get(&c.name) {
-            for svc in cluster_services(c, run, weights) {
-                desired.insert(svc);
-            }
-        }
-    }
-    desired
-}
+use crate::reconcile::Desired;
+use crate::types::ClusterName;
 
 /// A destination that left a service that stays: kept at weight 0 until `until`, so the
 /// connections it still carries finish (IPVS drops the packets of a deleted real server's
@@ -209,7 +87,7 @@ pub struct Built {
 
 /// Builds the desired state again, in place: of every running cluster (`only` None), or
 /// of the clusters in `only` when nothing but their inputs (weights, active node) changed
-/// since `built` was built. Then the drains (see [`drain`]). A partial build gives what a
+/// since `built` was built. Then the drains (see `drain`). A partial build gives what a
 /// full one would, except that ended drains of services outside it stay until the next
 /// full build, which the returned time (the earliest end of any drain) asks for at once.
 /// Also returns the keys of the services a partial build built (its clusters' keys,
@@ -273,141 +151,10 @@ pub fn rebuild(
     (draining.values().map(|d| d.until).min(), Some(keys))
 }
 
-/// Every service key the configuration owns (main and relay fwmarks, running or not).
-pub fn owned(model: &Model) -> BTreeSet<ServiceKey> {
-    model.owned_services().into_iter().collect()
-}
-
-/// The mark rules of the running clusters, in configuration order.
-pub fn mark_rules(model: &Model, running: &BTreeMap<ClusterName, Running>) -> Vec<MarkRule> {
-    model
-        .clusters
-        .iter()
-        .filter(|c| running.contains_key(&c.name))
-        .flat_map(Cluster::mark_rules)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::parse;
-    use crate::ipvs::save::save_text;
-
-    fn model(text: &str) -> Model {
-        parse("t.yml", text).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
-
-    fn weights(c: &str, list: &[(&str, u64)]) -> Weights {
-        list.iter()
-            .map(|(a, w)| {
-                (
-                    NodeKey::new(&ClusterName(c.into()), ip(a)),
-                    Weight::clamped(*w),
-                )
-            })
-            .collect()
-    }
-
-    fn text(d: &Desired) -> String {
-        let state: Vec<_> = d
-            .services
-            .values()
-            .map(|s| (s.service.clone(), s.dests.values().cloned().collect()))
-            .collect();
-        save_text(&state)
-    }
-
-    fn running(names: &[&str]) -> BTreeMap<ClusterName, Running> {
-        names
-            .iter()
-            .map(|n| (ClusterName((*n).into()), Running::default()))
-            .collect()
-    }
-
-    const AA: &str = "\
-clusters:
-  - cluster_name: web
-    fwmark: 7
-    scheduler: wrr
-    has_downpage: true
-    multi_datacenter: true
-    vips: [{address: 192.0.2.10, port: 80}]
-    nodes:
-      - {address: 10.0.0.1, port: 9, path: /s}
-      - {address: 10.0.0.2, port: 9, path: /s}
-  - cluster_name: db
-    fwmark: 8
-    scheduler: wlc
-    vips: [{address: 192.0.2.11, port: 5432}]
-    nodes: [{address: 10.0.1.1, port: 9, path: /s}]
-";
-
-    #[test]
-    fn only_running_clusters_are_desired_with_their_weights_relay_and_marks() {
-        let m = model(AA);
-        let run = running(&["web"]);
-        let w = weights("web", &[("10.0.0.1", 30), ("10.0.0.2", 70)]);
-        assert_eq!(
-            text(&build(&m, &run, &w)),
-            "-A -f 7 -s wrr\n\
-             -a -f 7 -r 10.0.0.1:0 -i -w 30 --tun-type ipip\n\
-             -a -f 7 -r 10.0.0.2:0 -i -w 70 --tun-type ipip\n\
-             -A -f 10007 -s wrr\n\
-             -a -f 10007 -r 10.0.0.1:0 -i -w 30 --tun-type ipip\n\
-             -a -f 10007 -r 10.0.0.2:0 -i -w 70 --tun-type ipip\n"
-        );
-        let rules = mark_rules(&m, &run);
-        assert_eq!(rules.len(), 1);
-        assert_eq!(rules[0].mark, 7);
-        assert!(build(&m, &running(&[]), &w).services.is_empty());
-        assert_eq!(owned(&m).len(), 3, "7, 10007 and 8, running or not");
-    }
-
-    #[test]
-    fn downpage_when_the_total_reaches_zero_and_only_on_the_main_service() {
-        let m = model(AA);
-        let mut run = running(&["web"]);
-        let zero = weights("web", &[("10.0.0.1", 0), ("10.0.0.2", 0)]);
-        let d = text(&build(&m, &run, &zero));
-        assert!(d.contains("-a -f 7 -r 169.254.254.254:0 -i -w 1"), "{d}");
-        assert!(!d.contains("-a -f 10007 -r 169.254.254.254"), "{d}");
-        // Remote weight counts too (big_brother's PR #24).
-        run.get_mut(&ClusterName("web".into()))
-            .unwrap()
-            .remote
-            .insert(
-                ip("172.16.0.1"),
-                Remote {
-                    weight: Weight::clamped(5),
-                    down_ticks: 0,
-                    location: None,
-                },
-            );
-        let d = text(&build(&m, &run, &zero));
-        assert!(!d.contains("169.254.254.254"), "{d}");
-        assert!(d.contains("-a -f 7 -r 172.16.0.1:0 -i -w 5"), "{d}");
-        assert!(
-            !d.contains("-a -f 10007 -r 172.16.0.1"),
-            "remote never on the relay"
-        );
-    }
-
-    const AP: &str = "\
-clusters:
-  - cluster_name: db
-    fwmark: 5
-    scheduler: wrr
-    backend_mode: active_passive
-    nodes:
-      - {address: 10.0.0.10, port: 1, path: /, priority: 1}
-      - {address: 10.0.0.9, port: 1, path: /, priority: 1}
-      - {address: 10.0.0.2, port: 1, path: /, priority: 2}
-";
+    use crate::desired::test_util::{ip, model, running, text, weights, AA, AP};
 
     #[test]
     fn a_destination_leaving_a_service_drains_at_zero_then_goes() {
@@ -457,40 +204,6 @@ clusters:
             period,
         );
         assert!(d.services.is_empty() && draining.is_empty());
-    }
-
-    #[test]
-    fn active_passive_prefers_healthy_low_priority_numeric_address() {
-        let m = model(AP);
-        let c = &m.clusters[0];
-        let run = Running::default();
-        let all = weights("db", &[("10.0.0.10", 1), ("10.0.0.9", 1), ("10.0.0.2", 1)]);
-        assert_eq!(choose_active(c, None, &run, &all), Some(ip("10.0.0.9")));
-        let nine_down = weights(
-            "db",
-            &[("10.0.0.10", 50), ("10.0.0.9", 0), ("10.0.0.2", 90)],
-        );
-        assert_eq!(
-            choose_active(c, Some(ip("10.0.0.9")), &run, &nine_down),
-            Some(ip("10.0.0.10"))
-        );
-        let none = weights("db", &[]);
-        assert_eq!(
-            choose_active(c, Some(ip("10.0.0.2")), &run, &none),
-            Some(ip("10.0.0.2")),
-            "with nobody healthy the active node stays"
-        );
-        assert_eq!(
-            choose_active(c, Some(ip("10.9.9.9")), &run, &none),
-            Some(ip("10.0.0.9")),
-            "a node no longer configured is not kept"
-        );
-        let mut r = running(&["db"]);
-        r.get_mut(&ClusterName("db".into())).unwrap().active = Some(ip("10.0.0.10"));
-        assert_eq!(
-            text(&build(&m, &r, &nine_down)),
-            "-A -f 5 -s wrr\n-a -f 5 -r 10.0.0.10:0 -i -w 50 --tun-type ipip\n"
-        );
     }
 
     /// A partial build and a full build from the same state, with the full build's state.
