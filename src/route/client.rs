@@ -23,7 +23,8 @@ pub struct Client {
 }
 
 impl Client {
-    /// Opens the connection and spawns its driver on the current tokio runtime.
+    /// Opens the connection and spawns its driver on the current tokio runtime (panics
+    /// outside one, like `tokio::spawn`). The connection lives as long as that runtime.
     pub fn new() -> Result<Client, Error> {
         let (connection, handle, _) = rtnetlink::new_connection().map_err(|source| Error::Io {
             op: Box::new(Operation::Connect),

@@ -2,7 +2,10 @@
 //! to the kernel for the same objects (`strace -e trace=sendmsg -e write=3`, in a private
 //! network namespace, interface `lo`, index 1; the bytes are kept in this file): bigbro's
 //! requests must equal iproute2's byte for byte, sequence numbers set to the captured
-//! ones; and the replies bigbro reads parse back to the values it wrote.
+//! ones (the link dump alone differs on purpose: bigbro asks the kernel to skip statistics,
+//! `ip addr show` asks for VF information); a captured kernel address dump (Linux 6.18,
+//! `strace -e read=3`) parses to every address it holds; and the requests bigbro writes
+//! parse back to the values it wrote.
 
 use netlink_packet_core::{Emitable, NetlinkMessage, NetlinkPayload};
 use rtnetlink::packet_route::RouteNetlinkMessage;
@@ -45,6 +48,20 @@ const GET_LINK: &str = concat!(
     "08001d0009000000070003006c6f0000",
 );
 
+/// The kernel's answer to `ip addr show` (Linux 6.18, `lo` holding 127.0.0.1/8,
+/// 192.0.2.10/32, 2001:db8::10/128 nodad and ::1/128): four `RTM_NEWADDR` in one datagram.
+const ADDR_DUMP_REPLY: &str = concat!(
+    "4c000000140002006859176b84260000020880fe01000000080001007f000001080002007f00000107000300",
+    "6c6f0000080008008000000014000600ffffffffffffffffe0540300e05403004c000000140002006859176b",
+    "84260000022080000100000008000100c000020a08000200c000020a070003006c6f00000800080080000000",
+    "14000600ffffffffffffffffe0540300e054030048000000140002006859176b842600000a80820001000000",
+    "1400010020010db800000000000000000000001014000600ffffffffffffffffe1540300e154030008000800",
+    "8200000050000000140002006859176b842600000a8080fe0100000014000100000000000000000000000000",
+    "0000000114000600ffffffffffffffffe0540300e0540300080008008000000005000b0001000000",
+);
+/// `ip addr show`'s address dump request.
+const DUMP_ADDR_REQ: &str = "18000000160001036a59176b000000000000000000000000";
+
 fn hex(s: &str) -> Vec<u8> {
     let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
     (0..s.len())
@@ -78,6 +95,35 @@ fn address_requests_equal_iproute2s() {
     assert_eq!(
         bytes(del_address(1, ip("2001:db8::10"), 128), ADDR_SEQ),
         hex(DEL_V6)
+    );
+}
+
+#[test]
+fn the_address_dump_request_equals_iproute2s() {
+    assert_eq!(bytes(dump_addresses(), 0x6b17_596a), hex(DUMP_ADDR_REQ));
+}
+
+#[test]
+fn a_kernel_address_dump_parses_to_every_address() {
+    let datagram = hex(ADDR_DUMP_REPLY);
+    let mut found = Vec::new();
+    let mut offset = 0;
+    while offset < datagram.len() {
+        let len = u32::from_le_bytes(datagram[offset..offset + 4].try_into().unwrap()) as usize;
+        match parse(&datagram[offset..offset + len]) {
+            RouteNetlinkMessage::NewAddress(m) => found.push(parse_address(&m).unwrap()),
+            other => panic!("{other:?}"),
+        }
+        offset += len;
+    }
+    assert_eq!(
+        found,
+        vec![
+            (1, ip("127.0.0.1"), 8),
+            (1, ip("192.0.2.10"), 32),
+            (1, ip("2001:db8::10"), 128),
+            (1, ip("::1"), 128),
+        ]
     );
 }
 
@@ -129,7 +175,7 @@ fn links_read_back_with_their_kind() {
 
 #[test]
 fn truncated_requests_do_not_panic_the_parser() {
-    for full in [ADD_V4, ADD_V6, NEW_DUMMY, GET_LINK] {
+    for full in [ADD_V4, ADD_V6, NEW_DUMMY, GET_LINK, ADDR_DUMP_REPLY] {
         let full = hex(full);
         for len in 0..full.len() {
             let _ = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&full[..len]);

@@ -41,6 +41,8 @@ impl RouteKernel for Client {
     }
 }
 
+// Unit tests only for now; once the crate has a `testing` feature, the fake belongs under
+// `#[cfg(any(test, feature = "testing"))]` like the other fakes, for the test binaries.
 #[cfg(test)]
 pub use fake::FakeRoute;
 
