@@ -10,7 +10,9 @@
 //! (a name held by any other kind of interface is refused with nothing changed), adds and
 //! removes addresses only on that interface, and reports a VIP that is already a local
 //! address elsewhere as a [`Conflict`] instead of adding or removing it. It writes no
-//! rules or routes at all.
+//! rules or routes at all, and sets no sysctl: with the kernel's default `arp_ignore=0` the
+//! director answers ARP (and ND) for a VIP on `bigbro0` from every interface; whether it
+//! should (`arp_ignore`, `arp_announce`) is the operator's choice, not this module's.
 //!
 //! Layers, bottom up: `model` (`Interface`, `LocalAddr`, `AddrOp`), `message` (the
 //! requests as whole netlink messages, iproute2's attribute order, and the reply parsers;
