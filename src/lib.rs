@@ -15,5 +15,6 @@ pub mod health;
 pub mod ipvs;
 pub mod nft;
 pub mod reconcile;
+pub mod route;
 pub mod types;
 pub mod weight;
