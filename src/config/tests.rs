@@ -98,7 +98,7 @@ fn the_reference_example_reads_as_big_brother_meant_it() {
     assert_eq!(
         c.health,
         HealthCheck {
-            kind: HealthKind::Litmus,
+            kind: ProbeKind::Litmus,
             timeout: Duration::from_millis(500),
             rise: 1,
             fall: 1
@@ -122,7 +122,7 @@ fn bigbro_defaults_fill_every_unset_key() {
     assert_eq!(c.relay_fwmark(), None);
     assert_eq!(c.nagios, None);
     assert_eq!(c.forwarding, Forwarding::Ipip);
-    assert_eq!(c.health.kind, HealthKind::Litmus);
+    assert_eq!(c.health.kind, ProbeKind::Litmus);
     assert_eq!(c.health.timeout, Duration::from_secs(1));
     assert_eq!((c.health.rise, c.health.fall), (1, 1));
     assert_eq!(c.nodes[0].priority, 0);
@@ -178,7 +178,7 @@ clusters:
     assert_eq!(
         a.health,
         HealthCheck {
-            kind: HealthKind::Http,
+            kind: ProbeKind::Http,
             timeout: Duration::from_millis(500),
             rise: 5,
             fall: 2
@@ -273,7 +273,7 @@ clusters:
     assert_eq!(
         c.health,
         HealthCheck {
-            kind: HealthKind::Tcp,
+            kind: ProbeKind::Tcp,
             timeout: Duration::from_millis(300),
             rise: 2,
             fall: 3
@@ -1047,10 +1047,14 @@ fn the_readme_documents_every_key() {
     }
     keys.extend(raw::HEALTH_KEYS.iter().map(|k| format!("`health.{k}`")));
     keys.extend(raw::NAGIOS_KEYS.iter().map(|k| format!("`{k}`")));
-    keys.extend(raw::API_KEYS.iter().map(|k| format!("`api.{k}`")));
-    keys.extend(raw::SYNC_KEYS.iter().map(|k| format!("`sync_daemon.{k}`")));
+    keys.extend(settings::API_KEYS.iter().map(|k| format!("`api.{k}`")));
     keys.extend(
-        raw::GLOBAL_KEYS
+        settings::SYNC_KEYS
+            .iter()
+            .map(|k| format!("`sync_daemon.{k}`")),
+    );
+    keys.extend(
+        settings::GLOBAL_KEYS
             .iter()
             .filter(|k| !matches!(**k, "api" | "sync_daemon"))
             .map(|k| format!("`{k}`")),

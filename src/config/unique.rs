@@ -123,7 +123,8 @@ fn vips(clusters: &[(&RawCluster, RawSettings)], d: &mut Diags) {
     let mut seen: Vec<Seen> = Vec::new();
     for (c, _) in clusters {
         let Slot::Given(list) = &c.vips else { continue };
-        for v in &list.value {
+        for at in &list.value {
+            let v = &at.value;
             let (Some(addr), Some(ports)) = (v.address.value(), v.ports.value()) else {
                 continue;
             };
@@ -137,8 +138,8 @@ fn vips(clusters: &[(&RawCluster, RawSettings)], d: &mut Diags) {
                 .find(|o| o.addr == *addr && o.proto == proto && overlaps(o.ports, *ports))
             {
                 d.at(
-                    v.pos,
-                    &v.path,
+                    at.pos,
+                    &at.path,
                     format!(
                         "{addr} {} {} overlaps {} {} {} of {} ({} at {})",
                         proto.name(),
@@ -158,8 +159,8 @@ fn vips(clusters: &[(&RawCluster, RawSettings)], d: &mut Diags) {
                 proto,
                 ports: *ports,
                 owner: owner(c),
-                path: v.path.clone(),
-                pos: v.pos,
+                path: at.path.clone(),
+                pos: at.pos,
             });
         }
     }
