@@ -23,7 +23,7 @@ use super::read::{self, given, At, Entry, Slot};
 use super::settings::GLOBAL_KEYS;
 use super::yaml::Node;
 use crate::health::{path_problem, PathProblem, ProbeKind};
-use crate::nft::{L4Proto, PortRange};
+use crate::nft::{iifname_problem, L4Proto, PortRange};
 use crate::types::Weight;
 
 /// The shortest check interval accepted (big_brother's ticker ran every 0.1 s).
@@ -213,7 +213,7 @@ section! {
         merge over, required "a port such as 443 or a range such as 8000-8080";
     /// Only packets arriving on this interface, when set.
     interface: Option<String> = ["interface"]
-        read |e, _, d| read::interface(e.value, &e.path, d).map(Some), merge over, default None;
+        read |e, _, d| vip_interface(e.value, &e.path, d), merge over, default None;
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -596,6 +596,21 @@ fn one_vip(node: &Node, path: &KeyPath, d: &mut Diags) -> Option<At<RawVip>> {
     let no_hint = |_: &str| None;
     let entries = read::entries(node, path, "a vip", VIP_KEYS, &no_hint, d)?;
     Some(entry_map(node, path, &entries, d))
+}
+
+/// A vip's interface: a Linux interface name, and one the mark-rule writer accepts (by
+/// its own rule, `nft::iifname_problem`: no `*`, `"` or `\`).
+fn vip_interface(node: &Node, path: &KeyPath, d: &mut Diags) -> Slot<Option<String>> {
+    match read::interface(node, path, d) {
+        Slot::Given(at) => match iifname_problem(&at.value) {
+            Some(reason) => {
+                d.at(at.pos, &at.path, reason);
+                Slot::Invalid
+            }
+            None => Slot::Given(at).map(Some),
+        },
+        other => other.map(Some),
+    }
 }
 
 /// `443` or `"8000-8080"`.

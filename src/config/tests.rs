@@ -1068,3 +1068,181 @@ fn the_readme_documents_every_key() {
         "README's Configuration section lacks {missing:?}"
     );
 }
+
+/// Clusters whose nodes carry every node value the prober would refuse (in the
+/// cluster-map spelling; tests/config_check.rs checks the same through `bigbro check`).
+#[test]
+fn node_values_the_prober_refuses_are_refused_where_written() {
+    let text = "\
+web:
+  fwmark: 7
+  scheduler: wlc
+  nodes:
+    - address: 10.0.0.1
+      port: 9001
+      path: /caf\u{e9}
+    - address: 10.0.0.2
+      port: 9001
+      path: \"/a\\tb\"
+    - address: 10.0.0.3
+      port: 9001
+      path: status
+    - address: 10.0.0.4
+      port: 0
+      path: /status
+api:
+  fwmark: 8
+  scheduler: rr
+  health:
+    kind: http
+  nodes:
+    - address: 10.0.1.1
+      port: 80
+      path: /na\u{ef}ve/ok
+";
+    assert_eq!(
+        errs(text),
+        [
+            "config.yml:7:13: web.nodes[0].path: \"/caf\u{e9}\" contains '\u{e9}', which a probe cannot send (a request path is visible ASCII); percent-encode it: %C3%A9",
+            "config.yml:10:13: web.nodes[1].path: \"/a\\tb\" contains spaces or control characters",
+            "config.yml:13:13: web.nodes[2].path: \"status\" does not start with /",
+            "config.yml:15:13: web.nodes[3].port: 0 is outside 1..65535",
+            "config.yml:25:13: api.nodes[0].path: \"/na\u{ef}ve/ok\" contains '\u{ef}', which a probe cannot send (a request path is visible ASCII); percent-encode it: %C3%AF",
+        ]
+    );
+}
+
+/// The configuration and the prober apply one rule to a health path: every path the
+/// configuration accepts builds a probe target, every path it refuses is one the prober
+/// refuses too.
+#[test]
+fn the_configuration_and_the_prober_agree_on_every_path() {
+    use crate::health::{ProbeKind, Target};
+    let paths = [
+        "/",
+        "/ok",
+        "/a/b?c=d&e=%20",
+        "/~x",
+        "/caf\u{e9}",
+        "/a b",
+        "/a\tb",
+        "/a\u{a0}b",
+        "/\u{7f}",
+        "status",
+        "/\u{1f600}",
+        "/a\"b",
+    ];
+    for path in paths {
+        let yaml_path = path.replace('\\', "\\\\").replace('"', "\\\"");
+        let text = format!(
+            "clusters:\n  - {{cluster_name: web, fwmark: 7, scheduler: rr, health: {{kind: http}}, \
+             nodes: [{{address: 10.0.0.1, port: 80, path: \"{}\"}}]}}\n",
+            yaml_path.replace('\t', "\\t").replace('\u{7f}', "\\x7f").replace('\u{a0}', "\\xa0")
+        );
+        let config = parse("config.yml", &text);
+        if let Ok(m) = &config {
+            assert_eq!(m.clusters[0].nodes[0].path, path);
+        }
+        let prober = Target::new(ProbeKind::Http, ip("10.0.0.1"), 80, path);
+        assert_eq!(
+            config.is_ok(),
+            prober.is_ok(),
+            "{path:?}: configuration {config:?}, prober {prober:?}"
+        );
+    }
+}
+
+/// A reload of a file with a node the prober would refuse is refused, with the file's
+/// position and key, and the running configuration stays.
+#[tokio::test]
+async fn a_reload_with_a_path_the_prober_refuses_is_refused() {
+    use crate::daemon::{testing::spawn_fake, Error};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bigbro.yml");
+    let good = "clusters:\n  - cluster_name: web\n    fwmark: 7\n    scheduler: wrr\n    nodes:\n      - {address: 10.0.0.1, port: 9001, path: /status}\n";
+    std::fs::write(&path, good).unwrap();
+    let fake = spawn_fake(&path).unwrap();
+    std::fs::write(&path, good.replace("/status", "/caf\u{e9}")).unwrap();
+    let Err(Error::ConfigInvalid(errors)) = fake.handle.reload().await else {
+        panic!("a path the prober refuses must refuse the reload")
+    };
+    assert_eq!(
+        errors.lines(),
+        [format!(
+            "{}:6:47: clusters[0].nodes[0].path: \"/caf\u{e9}\" contains '\u{e9}', which a probe cannot send (a request path is visible ASCII); percent-encode it: %C3%A9",
+            path.display()
+        )]
+    );
+    assert_eq!(fake.handle.config().clusters[0].nodes[0].path, "/status");
+    fake.task.abort();
+}
+
+/// A vip interface the mark-rule writer refuses (`nft::MarkRule::validate`) is refused
+/// where it is written, by the same rule; one it accepts is kept.
+#[test]
+fn vip_interfaces_follow_the_mark_rule_writer() {
+    let cluster = |iface: &str| {
+        format!(
+            "clusters:\n  - {{cluster_name: web, fwmark: 7, scheduler: rr, \
+             vips: [{{address: 192.0.2.1, port: 80, interface: '{iface}'}}], \
+             nodes: [{{address: 10.0.0.1, port: 80, path: /}}]}}\n"
+        )
+    };
+    assert_eq!(
+        errs(&cluster("eth*")),
+        ["config.yml:2:100: clusters[0].vips[0].interface: interface name \"eth*\" contains '*', which bigbro does not accept in an interface name"]
+    );
+    for name in [
+        "eth0",
+        "eth*",
+        "a\"b",
+        "a\\b",
+        "bond0.100",
+        "fifteen-chars-x",
+        "a:b",
+        "a b",
+    ] {
+        let config = parse("config.yml", &cluster(&name.replace('\'', "''")));
+        let writer = crate::nft::iifname_problem(name);
+        assert_eq!(
+            config.is_ok(),
+            writer.is_none(),
+            "{name:?}: configuration {config:?}, rule writer {writer:?}"
+        );
+    }
+}
+
+/// Every sync-daemon interface the configuration accepts makes a start-daemon request
+/// the IPVS client accepts (`ipvs::Op::check`).
+#[test]
+fn sync_daemon_interfaces_pass_the_ipvs_client() {
+    let config = |name: &str| {
+        let text = format!(
+            "bigbro:\n  sync_daemon: {{role: both, interface: \"{}\"}}\n\
+             clusters:\n  - {{cluster_name: web, fwmark: 7, scheduler: rr, \
+             nodes: [{{address: 10.0.0.1, port: 80, path: /}}]}}\n",
+            name.escape_default()
+        );
+        parse("config.yml", &text)
+    };
+    let mut accepted = 0;
+    for name in [
+        "eth0",
+        "fifteen-chars-x",
+        "sixteen-chars-xx",
+        "a:b",
+        "a\u{1}b",
+        "a\u{0}b",
+    ] {
+        let Ok(m) = config(name) else {
+            continue;
+        };
+        accepted += 1;
+        let wanted = m.settings.sync_daemon.as_ref();
+        for daemon in crate::reconcile::daemons::desired(wanted) {
+            let op = crate::ipvs::Op::StartDaemon(daemon);
+            assert_eq!(op.check(), Ok(()), "{name:?}");
+        }
+    }
+    assert_eq!(accepted, 2);
+}
