@@ -11,8 +11,13 @@
 //! a scheduler, a nested section), and a table of `dyn` descriptors would need a cast or a
 //! `match` per key to get the type back, which is the duplication this file removes.
 //!
-//! The tables live with their sections: cluster keys, `health:` and `nagios:` in
-//! `raw.rs`, the `bigbro:` section and its `api:` and `sync_daemon:` in `settings.rs`.
+//! The tables live with their sections: cluster keys, `health:`, `nagios:`, node and vip
+//! entries in `raw.rs`, the `bigbro:` section and its `api:` and `sync_daemon:` in
+//! `settings.rs`. Sections that `_big_brother` never defaults (nodes, vips, `bigbro:`)
+//! write `merge over` too; their merge is simply never called. The key lists a cluster
+//! alone can have (`cluster_name`, `fwmark`, `nodes`, `vips`) are not settings: they are
+//! read in `raw::cluster`.
+//!
 //! Adding a key is one line there, plus the model field it ends in (`model.rs`) and the
 //! line of `validate.rs` or `settings.rs` that fills it; rules that compare a setting with
 //! another (a timeout shorter than the interval, `gue_port` only with `forwarding: gue`)

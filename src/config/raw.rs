@@ -16,7 +16,7 @@ use std::time::Duration;
 use super::declare::{nested, nested_or_off, over, section, Section};
 use super::diag::{quote, Diags, KeyPath, Pos};
 use super::model::{
-    fmt_secs, BackendMode, Scheduler, TunnelChecksum, DEFAULT_CHECK_INTERVAL, DEFAULT_DOWNPAGE,
+    BackendMode, Scheduler, TunnelChecksum, DEFAULT_CHECK_INTERVAL, DEFAULT_DOWNPAGE,
     DEFAULT_OFFSET, DEFAULT_RAMP_UP_TIME,
 };
 use super::read::{self, given, At, Entry, Slot};
@@ -25,9 +25,6 @@ use super::yaml::Node;
 use crate::health::{path_problem, PathProblem, ProbeKind};
 use crate::nft::{iifname_problem, L4Proto, PortRange};
 use crate::types::Weight;
-
-/// The shortest check interval accepted (big_brother's ticker ran every 0.1 s).
-pub const MIN_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Keys only a cluster itself can have.
 pub const IDENTITY_KEYS: &[&str] = &["cluster_name", "fwmark", "nodes", "vips"];
@@ -319,8 +316,9 @@ fn u32_slot(node: &Node, path: &KeyPath, lo: i64, d: &mut Diags) -> Slot<u32> {
     read::integer(node, path, lo, i64::from(u32::MAX), d).map(|v| v as u32)
 }
 
-/// `check_interval` (seconds) or `checkInterval` (milliseconds), once, and no shorter than
-/// the shortest check interval.
+/// `check_interval` (seconds) or `checkInterval` (milliseconds), once. The shortest
+/// interval is checked per cluster (validate.rs), so a `_big_brother` value every cluster
+/// overrides is never an error.
 fn check_interval(e: &Entry<'_>, earlier: &Slot<Duration>, d: &mut Diags) -> Slot<Duration> {
     if !earlier.is_absent() {
         d.at(
@@ -330,25 +328,10 @@ fn check_interval(e: &Entry<'_>, earlier: &Slot<Duration>, d: &mut Diags) -> Slo
         );
         return earlier.clone();
     }
-    let slot = if e.key == "checkInterval" {
+    if e.key == "checkInterval" {
         read::millis(e.value, &e.path, d)
     } else {
         read::seconds(e.value, &e.path, d)
-    };
-    match slot {
-        Slot::Given(at) if at.value < MIN_CHECK_INTERVAL => {
-            d.at(
-                at.pos,
-                &at.path,
-                format!(
-                    "{} is shorter than the shortest check interval, {}",
-                    fmt_secs(at.value),
-                    fmt_secs(MIN_CHECK_INTERVAL)
-                ),
-            );
-            Slot::Invalid
-        }
-        other => other,
     }
 }
 

@@ -1246,3 +1246,23 @@ fn sync_daemon_interfaces_pass_the_ipvs_client() {
     }
     assert_eq!(accepted, 2);
 }
+
+/// The shortest check interval is a rule on the interval a cluster ends up with: a
+/// `_big_brother` default every cluster overrides is not an error, one a cluster uses is.
+#[test]
+fn a_too_short_default_interval_counts_only_where_used() {
+    let text = |own: &str| {
+        format!(
+            "_big_brother: {{check_interval: 0.05}}\nclusters:\n  - {{cluster_name: web, fwmark: 7, \
+             scheduler: rr, {own}nodes: [{{address: 10.0.0.1, port: 80, path: /}}]}}\n"
+        )
+    };
+    assert_eq!(
+        ok(&text("check_interval: 1, ")).clusters[0].check_interval,
+        Duration::from_secs(1)
+    );
+    assert_eq!(
+        errs(&text("")),
+        ["config.yml:1:32: _big_brother.check_interval: 0.05 s is shorter than the shortest check interval, 0.1 s"]
+    );
+}

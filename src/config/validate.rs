@@ -62,7 +62,8 @@ pub(crate) fn cluster(raw: &RawCluster, settings: &RawSettings, d: &mut Diags) -
     let nagios = nagios(settings, raw, d);
     let multi_datacenter = multi_datacenter(settings, s.backend_mode, d);
     let forwarding = forwarding(settings, &s, d);
-    let health = s.check_interval.and_then(|i| health(settings, i, raw, d));
+    let check_interval = interval(&settings.check_interval, s.check_interval, d);
+    let health = check_interval.and_then(|i| health(settings, i, raw, d));
 
     // The probe kind decides whether nodes need a path, even when other health values
     // are wrong.
@@ -113,7 +114,7 @@ pub(crate) fn cluster(raw: &RawCluster, settings: &RawSettings, d: &mut Diags) -
         name: ClusterName(name?),
         fwmark: Fwmark::new(fwmark?)?,
         scheduler: s.scheduler?,
-        check_interval: s.check_interval?,
+        check_interval: check_interval?,
         backend_mode: s.backend_mode?,
         ramp_up_time: s.ramp_up_time?,
         downpage: downpage?,
@@ -129,6 +130,28 @@ pub(crate) fn cluster(raw: &RawCluster, settings: &RawSettings, d: &mut Diags) -
         interpol: interpol.into_iter().map(|(n, _)| n).collect(),
         family,
     })
+}
+
+/// The shortest check interval accepted (big_brother's ticker ran every 0.1 s).
+pub const MIN_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The interval (`settled`, default filled in), unless the one written is too short.
+fn interval(slot: &Slot<Duration>, settled: Option<Duration>, d: &mut Diags) -> Option<Duration> {
+    match slot {
+        Slot::Given(at) if at.value < MIN_CHECK_INTERVAL => {
+            d.at(
+                at.pos,
+                &at.path,
+                format!(
+                    "{} is shorter than the shortest check interval, {}",
+                    fmt_secs(at.value),
+                    fmt_secs(MIN_CHECK_INTERVAL)
+                ),
+            );
+            None
+        }
+        _ => settled,
+    }
 }
 
 /// ` for cluster "web"` when a value came from `_big_brother` (so the error says which
