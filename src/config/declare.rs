@@ -189,6 +189,14 @@ macro_rules! section {
                     $( $field: section!(@settle $kind $default; &self.$field, $key, map, whose, d), )*
                 }
             }
+
+            /// The same without reporting anything: a missing required key is `None`.
+            #[allow(dead_code)]
+            pub(crate) fn values(&self) -> $settled {
+                let nowhere = $crate::config::diag::KeyPath::root();
+                let mut quiet = $crate::config::diag::Diags::new("");
+                self.settle((Default::default(), &nowhere), "", &mut quiet)
+            }
         }
 
         impl $crate::config::declare::Merge for $raw {

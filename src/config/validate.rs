@@ -12,7 +12,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::declare::{or_default, require};
+use super::declare::require;
 use super::diag::{Diags, KeyPath, Pos};
 use super::model::{
     fmt_secs, BackendMode, Cluster, Forwarding, HealthCheck, InterpolNode, Nagios, Node, ProbeKind,
@@ -60,7 +60,7 @@ pub(crate) fn cluster(raw: &RawCluster, settings: &RawSettings, d: &mut Diags) -
     // Defaults filled in, a missing scheduler reported (the table in raw.rs).
     let s = settings.settle(here, "", d);
     let nagios = nagios(settings, raw, d);
-    let multi_datacenter = multi_datacenter(settings, s.backend_mode, d);
+    let multi_datacenter = multi_datacenter(settings, &s, d);
     let forwarding = forwarding(settings, &s, d);
     let check_interval = interval(&settings.check_interval, s.check_interval, d);
     let health = check_interval.and_then(|i| health(settings, i, raw, d));
@@ -186,8 +186,8 @@ fn nagios(s: &RawSettings, raw: &RawCluster, d: &mut Diags) -> Option<Option<Nag
     }
 }
 
-fn multi_datacenter(s: &RawSettings, mode: Option<BackendMode>, d: &mut Diags) -> Option<bool> {
-    match (&s.multi_datacenter, mode) {
+fn multi_datacenter(s: &RawSettings, settled: &ClusterSettled, d: &mut Diags) -> Option<bool> {
+    match (&s.multi_datacenter, settled.backend_mode) {
         (Slot::Given(at), Some(BackendMode::ActivePassive)) if at.value => {
             if from_defaults(at) {
                 // A default for every cluster; active_passive clusters have no relay.
@@ -201,7 +201,7 @@ fn multi_datacenter(s: &RawSettings, mode: Option<BackendMode>, d: &mut Diags) -
                 None
             }
         }
-        (slot, _) => or_default(slot, false),
+        _ => settled.multi_datacenter,
     }
 }
 
