@@ -4,7 +4,7 @@
 //! immutable [`Model`].
 //!
 //! The pipeline: bytes → positioned YAML tree (`yaml`) → sections as written (`spelling`,
-//! `raw`, `settings`, `read`) → defaults merged → checked model (`validate`, `unique`,
+//! `raw`, `nodes`, `settings`, `read`) → defaults merged → checked model (`validate`, `unique`,
 //! `settings`) → kernel plan (`plan`). Each setting is declared once (`declare.rs`: key,
 //! type, reader, merge, default), and a value the runtime would refuse (a health path the
 //! prober cannot send) is refused here, by the runtime's own function. Every error carries file, line, column and key
@@ -14,6 +14,7 @@
 mod declare;
 pub mod diag;
 pub mod model;
+mod nodes;
 pub mod plan;
 mod raw;
 mod read;

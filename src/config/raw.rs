@@ -1,14 +1,13 @@
 //! The sections of a configuration as written, before defaults are merged: clusters,
-//! nodes, vips, health, nagios and the `_big_brother` defaults (the `bigbro:` section is
-//! in `settings.rs`). Each key is read into a [`Slot`] (absent, invalid-and-reported, or a
-//! positioned value).
+//! their settings, `health:`, `nagios:` and the `_big_brother` defaults (node and vip
+//! entries are in `nodes.rs`, the `bigbro:` section in `settings.rs`). Each key is read
+//! into a [`Slot`] (absent, invalid-and-reported, or a positioned value).
 //!
 //! The cluster settings, `health:` and `nagios:` are declared here once each, with the
 //! `section!` tables described in `declare.rs`: key, type, reader, merge and default in
-//! one line. This file checks what can be checked on one value alone (ranges, address
-//! syntax, path syntax), with the runtime's own rule where there is one (a health path is
-//! checked by `health::path_problem`, the function the prober uses). It never compares two
-//! values: that is `validate.rs`.
+//! one line. This file checks what can be checked on one value alone (ranges, names,
+//! syntax); the health kinds are the prober's own (`health::ProbeKind`). It never compares
+//! two values: that is `validate.rs`.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -19,12 +18,11 @@ use super::model::{
     BackendMode, Scheduler, TunnelChecksum, DEFAULT_CHECK_INTERVAL, DEFAULT_DOWNPAGE,
     DEFAULT_OFFSET, DEFAULT_RAMP_UP_TIME,
 };
+use super::nodes::{nodes, vips, RawNode, RawVip, NODE_KEYS};
 use super::read::{self, given, At, Entry, Slot};
 use super::settings::GLOBAL_KEYS;
 use super::yaml::Node;
-use crate::health::{path_problem, PathProblem, ProbeKind};
-use crate::nft::{iifname_problem, L4Proto, PortRange};
-use crate::types::Weight;
+use crate::health::ProbeKind;
 
 /// Keys only a cluster itself can have.
 pub const IDENTITY_KEYS: &[&str] = &["cluster_name", "fwmark", "nodes", "vips"];
@@ -48,11 +46,13 @@ const PROBE_KINDS: [(&str, ProbeKind); 3] = [
     (ProbeKind::Tcp.name(), ProbeKind::Tcp),
 ];
 
+/// The words `backend_mode:` accepts.
 const BACKEND_MODES: [(&str, BackendMode); 2] = [
     ("active_active", BackendMode::ActiveActive),
     ("active_passive", BackendMode::ActivePassive),
 ];
 
+/// The words `forwarding:` accepts.
 const FORWARDINGS: [(&str, ForwardKind); 5] = [
     ("ipip", ForwardKind::Ipip),
     ("gue", ForwardKind::Gue),
@@ -61,16 +61,11 @@ const FORWARDINGS: [(&str, ForwardKind); 5] = [
     ("nat", ForwardKind::Nat),
 ];
 
+/// The words `tunnel_checksum:` accepts.
 const TUNNEL_CHECKSUMS: [(&str, TunnelChecksum); 3] = [
     ("none", TunnelChecksum::None),
     ("csum", TunnelChecksum::Csum),
     ("remcsum", TunnelChecksum::Remcsum),
-];
-
-const PROTOCOLS: [(&str, L4Proto); 3] = [
-    ("tcp", L4Proto::Tcp),
-    ("udp", L4Proto::Udp),
-    ("sctp", L4Proto::Sctp),
 ];
 
 /// How a value other than `ipip` is spelt in `forwarding:`.
@@ -166,51 +161,6 @@ section! {
     check: String = ["check"]
         read |e, _, d| nsca_field(e.value, &e.path, true, d),
         merge over, required "the Nagios service name";
-}
-
-section! {
-    /// A node entry: a local real server, or with `interpol: true` an interpol endpoint
-    /// (which validate.rs reads with its own "missing key" reasons).
-    RawNode, settled NodeSettled, keys NODE_KEYS;
-    address: IpAddr = ["address"]
-        read |e, _, d| unicast(e.value, &e.path, "a node address", d),
-        merge over, required "the real server's IP address";
-    port: u16 = ["port"]
-        read |e, _, d| port(e.value, &e.path, d), merge over, required "the health-check port";
-    /// Required for litmus (validate.rs); `/` for http and tcp.
-    url_path: String = ["path"]
-        read |e, _, d| url_path(e.value, &e.path, d), merge over, default "/".to_string();
-    priority: i64 = ["priority"]
-        read |e, _, d| read::integer(e.value, &e.path, i64::from(i32::MIN), i64::from(i32::MAX), d),
-        merge over, default 0;
-    /// `Given(None)`: written empty (no cap).
-    max_weight: Option<Weight> = ["max_weight"]
-        read |e, _, d| if e.value.is_null() {
-            given(None, e.value, &e.path)
-        } else {
-            read::integer(e.value, &e.path, 0, i64::from(Weight::MAX.get()), d)
-                .map(|w| (w > 0).then(|| Weight::clamped(w as u64)))
-        },
-        merge over, default None;
-    interpol: bool = ["interpol"]
-        read |e, _, d| read::boolean(e.value, &e.path, d), merge over, default false;
-}
-
-section! {
-    /// A vip entry: traffic bigbro marks with the cluster's fwmark.
-    RawVip, settled VipSettled, keys VIP_KEYS;
-    address: IpAddr = ["address"]
-        read |e, _, d| unicast(e.value, &e.path, "a vip address", d),
-        merge over, required "the virtual IP address";
-    protocol: L4Proto = ["protocol"]
-        read |e, _, d| read::choice(e.value, &e.path, "a protocol", &PROTOCOLS, d),
-        merge over, default L4Proto::Tcp;
-    ports: PortRange = ["port"]
-        read |e, _, d| port_range(e.value, &e.path, d),
-        merge over, required "a port such as 443 or a range such as 8000-8080";
-    /// Only packets arriving on this interface, when set.
-    interface: Option<String> = ["interface"]
-        read |e, _, d| vip_interface(e.value, &e.path, d), merge over, default None;
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -378,7 +328,7 @@ fn fwmark(node: &Node, path: &KeyPath, d: &mut Diags) -> Slot<u32> {
     u32_slot(node, path, 1, d)
 }
 
-fn port(node: &Node, path: &KeyPath, d: &mut Diags) -> Slot<u16> {
+pub(crate) fn port(node: &Node, path: &KeyPath, d: &mut Diags) -> Slot<u16> {
     read::integer(node, path, 1, 65535, d).map(|v| v as u16)
 }
 
@@ -467,34 +417,6 @@ fn health(node: &Node, path: &KeyPath, d: &mut Diags) -> Slot<RawHealth> {
     }
 }
 
-fn nodes(node: &Node, path: &KeyPath, d: &mut Diags) -> Slot<Vec<At<RawNode>>> {
-    let Some(items) = read::list(node, path, "a list of nodes", d) else {
-        return Slot::Invalid;
-    };
-    if items.is_empty() {
-        d.at(
-            node.pos,
-            path,
-            "no nodes: a cluster needs at least one node",
-        );
-        return Slot::Invalid;
-    }
-    let out = items
-        .into_iter()
-        .filter_map(|(p, item)| one_node(item, &p, d))
-        .collect();
-    given(out, node, path)
-}
-
-fn one_node(node: &Node, path: &KeyPath, d: &mut Diags) -> Option<At<RawNode>> {
-    let hint = |key: &str| {
-        (SETTING_KEYS.contains(&key) || IDENTITY_KEYS.contains(&key))
-            .then(|| format!("{key} is a cluster key, not a node key"))
-    };
-    let entries = read::entries(node, path, "a node", NODE_KEYS, &hint, d)?;
-    Some(entry_map(node, path, &entries, d))
-}
-
 /// A map's known entries read into a section, with where the map was written.
 pub(crate) fn entry_map<T: Section>(
     node: &Node,
@@ -511,135 +433,4 @@ pub(crate) fn entry_map<T: Section>(
         pos: node.pos,
         path: path.clone(),
     }
-}
-
-/// An address a packet can be sent to: not 0.0.0.0/::, multicast or broadcast.
-fn unicast(node: &Node, path: &KeyPath, what: &str, d: &mut Diags) -> Slot<IpAddr> {
-    let slot = read::ip(node, path, d);
-    if let Some(a) = slot.value() {
-        let broadcast = matches!(a, IpAddr::V4(v4) if v4.is_broadcast());
-        if a.is_unspecified() || a.is_multicast() || broadcast {
-            d.at(
-                node.pos,
-                path,
-                format!("{a} cannot be {what} (unspecified, multicast or broadcast)"),
-            );
-            return Slot::Invalid;
-        }
-    }
-    slot
-}
-
-/// A health-check URL path: starts with `/`, no spaces or control characters.
-fn url_path(node: &Node, path: &KeyPath, d: &mut Diags) -> Slot<String> {
-    let Some(text) = read::scalar(node, path, "a URL path", d) else {
-        return Slot::Invalid;
-    };
-    // The prober's own rule decides; this only words it.
-    let problem = match path_problem(text) {
-        None => return given(text.to_string(), node, path),
-        Some(PathProblem::NotAbsolute) => format!("{} does not start with /", quote(text)),
-        Some(PathProblem::BadChar(_))
-            if text.chars().any(|c| c.is_whitespace() || c.is_control()) =>
-        {
-            format!("{} contains spaces or control characters", quote(text))
-        }
-        Some(PathProblem::BadChar(c)) => {
-            let mut utf8 = [0; 4];
-            let encoded: String = c
-                .encode_utf8(&mut utf8)
-                .bytes()
-                .map(|b| format!("%{b:02X}"))
-                .collect();
-            format!(
-                "{} contains {c:?}, which a probe cannot send (a request path is visible ASCII); percent-encode it: {encoded}",
-                quote(text)
-            )
-        }
-    };
-    d.at(node.pos, path, problem);
-    Slot::Invalid
-}
-
-fn vips(node: &Node, path: &KeyPath, d: &mut Diags) -> Slot<Vec<At<RawVip>>> {
-    if node.is_null() {
-        return given(Vec::new(), node, path);
-    }
-    let Some(items) = read::list(node, path, "a list of vips", d) else {
-        return Slot::Invalid;
-    };
-    let out = items
-        .into_iter()
-        .filter_map(|(p, item)| one_vip(item, &p, d))
-        .collect();
-    given(out, node, path)
-}
-
-fn one_vip(node: &Node, path: &KeyPath, d: &mut Diags) -> Option<At<RawVip>> {
-    let no_hint = |_: &str| None;
-    let entries = read::entries(node, path, "a vip", VIP_KEYS, &no_hint, d)?;
-    Some(entry_map(node, path, &entries, d))
-}
-
-/// A vip's interface: a Linux interface name, and one the mark-rule writer accepts (by
-/// its own rule, `nft::iifname_problem`: no `*`, `"` or `\`).
-fn vip_interface(node: &Node, path: &KeyPath, d: &mut Diags) -> Slot<Option<String>> {
-    match read::interface(node, path, d) {
-        Slot::Given(at) => match iifname_problem(&at.value) {
-            Some(reason) => {
-                d.at(at.pos, &at.path, reason);
-                Slot::Invalid
-            }
-            None => Slot::Given(at).map(Some),
-        },
-        other => other.map(Some),
-    }
-}
-
-/// `443` or `"8000-8080"`.
-fn port_range(node: &Node, path: &KeyPath, d: &mut Diags) -> Slot<PortRange> {
-    let Some(text) = read::scalar(node, path, "a port or port range", d) else {
-        return Slot::Invalid;
-    };
-    let parse = |s: &str| s.trim().parse::<u32>().ok();
-    let (first, last) = match text.split_once('-') {
-        Some((a, b)) => (parse(a), parse(b)),
-        None => (parse(text), parse(text)),
-    };
-    let (Some(first), Some(last)) = (first, last) else {
-        d.at(
-            node.pos,
-            path,
-            format!(
-                "{} is not a port or port range (write e.g. 443 or 8000-8080)",
-                quote(text)
-            ),
-        );
-        return Slot::Invalid;
-    };
-    for p in [first, last] {
-        if !(1..=65535).contains(&p) {
-            d.at(node.pos, path, format!("{p} is outside 1..65535"));
-            return Slot::Invalid;
-        }
-    }
-    if first > last {
-        d.at(
-            node.pos,
-            path,
-            format!(
-                "{} is not a port range: {first} is above {last}",
-                quote(text)
-            ),
-        );
-        return Slot::Invalid;
-    }
-    given(
-        PortRange {
-            first: first as u16,
-            last: last as u16,
-        },
-        node,
-        path,
-    )
 }

@@ -18,6 +18,7 @@ use super::raw::{entry_map, optional_section, IDENTITY_KEYS, SETTING_KEYS};
 use super::read::{self, given, At, Slot};
 use super::yaml::Node;
 
+/// The words `sync_daemon: {role: ...}` accepts.
 const SYNC_ROLES: [(&str, SyncRole); 3] = [
     ("master", SyncRole::Master),
     ("backup", SyncRole::Backup),

@@ -1039,8 +1039,8 @@ fn the_readme_documents_every_key() {
     for list in [
         raw::SETTING_KEYS,
         raw::IDENTITY_KEYS,
-        raw::NODE_KEYS,
-        raw::VIP_KEYS,
+        nodes::NODE_KEYS,
+        nodes::VIP_KEYS,
         spelling::TOP_KEYS,
     ] {
         keys.extend(list.iter().map(|k| format!("`{k}`")));

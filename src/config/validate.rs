@@ -18,9 +18,8 @@ use super::model::{
     fmt_secs, BackendMode, Cluster, Forwarding, HealthCheck, InterpolNode, Nagios, Node, ProbeKind,
     Vip, DEFAULT_HEALTH_TIMEOUT,
 };
-use super::raw::{
-    ClusterSettled, ForwardKind, RawCluster, RawHealth, RawNode, RawSettings, RawVip,
-};
+use super::nodes::{RawNode, RawVip};
+use super::raw::{ClusterSettled, ForwardKind, RawCluster, RawHealth, RawSettings};
 use super::read::{At, Slot};
 use crate::health::{Target, TargetError};
 use crate::ipvs::Family;
