@@ -1266,3 +1266,52 @@ fn a_too_short_default_interval_counts_only_where_used() {
         ["config.yml:1:32: _big_brother.check_interval: 0.05 s is shorter than the shortest check interval, 0.1 s"]
     );
 }
+
+/// The merge generated from the settings table covers every cluster setting: each one
+/// written in `_big_brother` reaches a cluster that does not set it, and the cluster's own
+/// value wins. (The YAML must name every key of `SETTING_KEYS`, so a new key extends it.)
+#[test]
+fn every_cluster_setting_merges_from_big_brother() {
+    use super::declare::Merge;
+    use super::diag::{Diags, KeyPath};
+    let every = "\
+scheduler: wrr
+check_interval: 3
+backend_mode: active_passive
+ramp_up_time: 5
+has_downpage: true
+downpage_address: 10.9.9.9
+max_down_ticks: 2
+non_egress_locations: [a]
+nagios: {server: s, host: h, check: c}
+offset: 5
+multi_datacenter: false
+forwarding: gue
+gue_port: 6080
+tunnel_checksum: csum
+health: {kind: http, timeout: 1, rise: 2, fall: 3}
+";
+    for key in raw::SETTING_KEYS.iter().filter(|k| **k != "checkInterval") {
+        assert!(every.contains(&format!("{key}:")), "{key} is missing here");
+    }
+    let read = |text: &str| {
+        let node = yaml::parse(text).unwrap().unwrap();
+        let mut d = Diags::new("t");
+        let s = raw::defaults(&node, &KeyPath::root().key("_big_brother"), &mut d);
+        assert!(d.is_empty());
+        s
+    };
+    let defaults = read(every);
+    assert!(!format!("{defaults:?}").contains("Absent"), "{defaults:?}");
+    assert_eq!(
+        raw::RawSettings::default().merge(defaults.clone()),
+        defaults
+    );
+    let own = read("scheduler: rr\nhealth: {rise: 5}\n");
+    let merged = own.merge(defaults.clone());
+    assert_eq!(merged.scheduler.value(), Some(&Scheduler::Rr));
+    assert_eq!(merged.offset, defaults.offset);
+    let health = merged.health.value().unwrap();
+    assert_eq!(health.rise.value(), Some(&5));
+    assert_eq!(health.kind.value(), Some(&ProbeKind::Http));
+}
