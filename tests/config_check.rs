@@ -16,6 +16,15 @@ fn check_bytes(content: &[u8]) -> (Output, tempfile::TempDir, String) {
     (bigbro(&["check", "-c", &p]), dir, p)
 }
 
+/// Runs `bigbro check` on `config`, which must fail with nothing on stdout; gives its
+/// stderr and the file's path.
+fn refused(config: &str) -> (String, String) {
+    let (out, _dir, path) = check_bytes(config.as_bytes());
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out.stdout), "");
+    (text(&out.stderr), path)
+}
+
 const NO_VIPS: &str = "# (no vips: bigbro marks no packets; mark them with the clusters' fwmarks yourself, as with big_brother)\n";
 
 #[test]
@@ -192,11 +201,9 @@ clusters:
     nodes:
       - {address: 10.0.0.1, port: 70000, path: status}
 ";
-    let (out, _dir, path) = check_bytes(config.as_bytes());
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(text(&out.stdout), "");
+    let (stderr, path) = refused(config);
     assert_eq!(
-        text(&out.stderr),
+        stderr,
         format!(
             "\
 {path}:2:3: _big_brother.schedular: unknown key; did you mean \"scheduler\"?
@@ -256,5 +263,44 @@ fn broken_files_fail_cleanly() {
     assert_eq!(
         text(&out.stderr),
         format!("{p}: is a directory, not a configuration file\nbigbro check: {p} is not valid: 1 error\n")
+    );
+}
+
+/// What the runtime would refuse fails the check, naming file, line, column and key: a
+/// health target the prober refuses (the daemon would quietly hold the node at weight 0)
+/// and a vip interface the mark-rule writer refuses.
+#[test]
+fn health_targets_the_prober_refuses_fail_the_check() {
+    let config = "\
+clusters:
+  - cluster_name: web
+    fwmark: 7
+    scheduler: wlc
+    nodes:
+      - {address: 10.0.0.1, port: 9001, path: /caf\u{e9}}
+      - {address: 10.0.0.2, port: 9001, path: \"/a\\tb\"}
+      - {address: 10.0.0.3, port: 0, path: /status}
+  - cluster_name: api
+    fwmark: 8
+    scheduler: rr
+    health: {kind: http}
+    vips:
+      - {address: 192.0.2.1, port: 80, interface: \"eth*\"}
+    nodes:
+      - {address: 10.0.1.1, port: 80, path: status}
+";
+    let (stderr, path) = refused(config);
+    assert_eq!(
+        stderr,
+        format!(
+            "\
+{path}:6:47: clusters[0].nodes[0].path: \"/caf\u{e9}\" contains '\u{e9}', which a probe cannot send (a request path is visible ASCII); percent-encode it: %C3%A9
+{path}:7:47: clusters[0].nodes[1].path: \"/a\\tb\" contains spaces or control characters
+{path}:8:35: clusters[0].nodes[2].port: 0 is outside 1..65535
+{path}:14:51: clusters[1].vips[0].interface: interface name \"eth*\" contains '*', which bigbro does not accept in an interface name
+{path}:16:45: clusters[1].nodes[0].path: \"status\" does not start with /
+bigbro check: {path} is not valid: 5 errors
+"
+        )
     );
 }

@@ -4,15 +4,19 @@
 //! immutable [`Model`].
 //!
 //! The pipeline: bytes → positioned YAML tree (`yaml`) → sections as written (`spelling`,
-//! `raw`, `read`) → defaults merged (`merge`) → checked model (`validate`, `unique`,
-//! `settings`). The translation to kernel objects is not here: `src/desired/` builds them
-//! from the model, for the daemon and for `bigbro check` alike. Every error carries file, line, column and key
+//! `raw`, `nodes`, `settings`, `read`) → defaults merged → checked model (`validate`,
+//! `unique`, `settings`). Each setting is declared once (`declare.rs`: key, type, reader,
+//! merge, default), and a value the runtime would refuse (a health path the prober cannot
+//! send) is refused here, by the runtime's own function. The translation to kernel objects
+//! is not here: `src/desired/` builds them from the model, for the daemon and for `bigbro
+//! check` alike. Every error carries file, line, column and key
 //! path, and all of them are reported at once. Loading never panics, whatever the input,
 //! and never touches the kernel or anything else outside the file it reads.
 
+mod declare;
 pub mod diag;
-mod merge;
 pub mod model;
+mod nodes;
 mod raw;
 mod read;
 mod settings;
@@ -23,6 +27,8 @@ mod validate;
 mod yaml;
 
 use std::path::Path;
+
+use declare::Merge;
 
 pub use diag::{Diagnostic, Errors, Pos};
 pub use model::*;
@@ -115,7 +121,7 @@ pub fn parse(file: &str, text: &str) -> Result<Model, Errors> {
     let merged: Vec<_> = doc
         .clusters
         .iter()
-        .map(|c| (c, merge::merge(c.settings.clone(), &doc.defaults)))
+        .map(|c| (c, c.settings.clone().merge(doc.defaults.clone())))
         .collect();
     let clusters: Vec<Option<Cluster>> = merged
         .iter()

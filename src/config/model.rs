@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use crate::health::ProbeKind;
 use crate::ipvs::Family;
 use crate::nft::{L4Proto, PortRange};
 use crate::types::{ClusterName, Fwmark, Weight};
@@ -234,7 +235,9 @@ pub enum TunnelChecksum {
 /// How a node's health is measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct HealthCheck {
-    pub kind: HealthKind,
+    /// litmus, http or tcp: the health module's own kind, so the daemon hands it to the
+    /// prober as it is.
+    pub kind: ProbeKind,
     /// Per-probe timeout; always shorter than the check interval.
     #[serde(serialize_with = "secs")]
     pub timeout: Duration,
@@ -242,17 +245,6 @@ pub struct HealthCheck {
     pub rise: u32,
     /// Failed probes in a row before an up node counts as down.
     pub fall: u32,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HealthKind {
-    /// litmus_paper: `GET http://address:port/path`, 200 with `X-Health` or `Health: N`.
-    Litmus,
-    /// Any 2xx answer to `GET http://address:port/path` is health 100.
-    Http,
-    /// A TCP connect to `address:port` is health 100.
-    Tcp,
 }
 
 /// A local real server.

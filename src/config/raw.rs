@@ -1,68 +1,31 @@
 //! The sections of a configuration as written, before defaults are merged: clusters,
-//! nodes, vips, health, nagios, the `_big_brother` defaults and the `bigbro:` settings.
-//! Each key is read into a [`Slot`] (absent, invalid-and-reported, or a positioned value).
+//! their settings, `health:`, `nagios:` and the `_big_brother` defaults (node and vip
+//! entries are in `nodes.rs`, the `bigbro:` section in `settings.rs`). Each key is read
+//! into a [`Slot`] (absent, invalid-and-reported, or a positioned value).
 //!
-//! This file knows every key name and what type it holds, and checks what can be checked
-//! on one value alone (ranges, address syntax, path syntax). It never applies a default
-//! and never compares two values: that is `merge.rs` and `validate.rs`.
+//! The cluster settings, `health:` and `nagios:` are declared here once each, with the
+//! `section!` tables described in `declare.rs`: key, type, reader, merge and default in
+//! one line. This file checks what can be checked on one value alone (ranges, names,
+//! syntax); the health kinds are the prober's own (`health::ProbeKind`). It never compares
+//! two values: that is `validate.rs`.
 
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::net::IpAddr;
 use std::time::Duration;
 
+use super::declare::{nested, nested_or_off, over, section, Section};
 use super::diag::{quote, Diags, KeyPath, Pos};
-use super::model::{BackendMode, HealthKind, Scheduler, SyncRole, TunnelChecksum};
-use super::read::{self, given, Entry, Slot};
+use super::model::{
+    BackendMode, Scheduler, TunnelChecksum, DEFAULT_CHECK_INTERVAL, DEFAULT_DOWNPAGE,
+    DEFAULT_OFFSET, DEFAULT_RAMP_UP_TIME,
+};
+use super::nodes::{nodes, vips, RawNode, RawVip, NODE_KEYS};
+use super::read::{self, given, At, Entry, Slot};
+use super::settings::GLOBAL_KEYS;
 use super::yaml::Node;
-use crate::nft::{L4Proto, PortRange};
-use crate::types::Weight;
+use crate::health::ProbeKind;
 
-/// Keys of a node entry.
-pub const NODE_KEYS: &[&str] = &[
-    "address",
-    "port",
-    "path",
-    "priority",
-    "max_weight",
-    "interpol",
-];
-/// Keys of a vip entry.
-pub const VIP_KEYS: &[&str] = &["address", "protocol", "port", "interface"];
-/// Keys of the `health:` map.
-pub const HEALTH_KEYS: &[&str] = &["kind", "timeout", "rise", "fall"];
-/// Keys of the `nagios:` map.
-pub const NAGIOS_KEYS: &[&str] = &["server", "host", "check"];
-/// Cluster keys that can also be set once in `_big_brother` for every cluster.
-pub const SETTING_KEYS: &[&str] = &[
-    "scheduler",
-    "check_interval",
-    "checkInterval",
-    "backend_mode",
-    "ramp_up_time",
-    "has_downpage",
-    "downpage_address",
-    "max_down_ticks",
-    "non_egress_locations",
-    "nagios",
-    "offset",
-    "multi_datacenter",
-    "forwarding",
-    "gue_port",
-    "tunnel_checksum",
-    "health",
-];
 /// Keys only a cluster itself can have.
 pub const IDENTITY_KEYS: &[&str] = &["cluster_name", "fwmark", "nodes", "vips"];
-/// Keys of the top-level `bigbro:` section.
-pub const GLOBAL_KEYS: &[&str] = &[
-    "api",
-    "data_dir",
-    "state_dir",
-    "anti_entropy_interval",
-    "sync_daemon",
-];
-pub const API_KEYS: &[&str] = &["listen", "token_file"];
-pub const SYNC_KEYS: &[&str] = &["role", "interface", "syncid"];
 
 pub const SCHEDULERS: [(&str, Scheduler); 14] = {
     let mut out = [("", Scheduler::Rr); 14];
@@ -75,6 +38,36 @@ pub const SCHEDULERS: [(&str, Scheduler); 14] = {
     out
 };
 
+/// The health module's names for its kinds, so a `kind:` the prober does not know cannot
+/// be written.
+const PROBE_KINDS: [(&str, ProbeKind); 3] = [
+    (ProbeKind::Litmus.name(), ProbeKind::Litmus),
+    (ProbeKind::Http.name(), ProbeKind::Http),
+    (ProbeKind::Tcp.name(), ProbeKind::Tcp),
+];
+
+/// The words `backend_mode:` accepts.
+const BACKEND_MODES: [(&str, BackendMode); 2] = [
+    ("active_active", BackendMode::ActiveActive),
+    ("active_passive", BackendMode::ActivePassive),
+];
+
+/// The words `forwarding:` accepts.
+const FORWARDINGS: [(&str, ForwardKind); 5] = [
+    ("ipip", ForwardKind::Ipip),
+    ("gue", ForwardKind::Gue),
+    ("gre", ForwardKind::Gre),
+    ("dr", ForwardKind::Dr),
+    ("nat", ForwardKind::Nat),
+];
+
+/// The words `tunnel_checksum:` accepts.
+const TUNNEL_CHECKSUMS: [(&str, TunnelChecksum); 3] = [
+    ("none", TunnelChecksum::None),
+    ("csum", TunnelChecksum::Csum),
+    ("remcsum", TunnelChecksum::Remcsum),
+];
+
 /// How a value other than `ipip` is spelt in `forwarding:`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ForwardKind {
@@ -85,65 +78,89 @@ pub enum ForwardKind {
     Nat,
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct RawHealth {
-    pub kind: Slot<HealthKind>,
-    pub timeout: Slot<Duration>,
-    pub rise: Slot<u32>,
-    pub fall: Slot<u32>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct RawNagios {
-    pub pos: Pos,
-    pub path: KeyPath,
-    pub server: Slot<String>,
-    pub host: Slot<String>,
-    pub check: Slot<String>,
-}
-
-/// The cluster keys `_big_brother` can default.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct RawSettings {
-    pub scheduler: Slot<Scheduler>,
-    pub check_interval: Slot<Duration>,
-    pub backend_mode: Slot<BackendMode>,
-    pub ramp_up_time: Slot<Duration>,
-    pub has_downpage: Slot<bool>,
-    pub downpage_address: Slot<IpAddr>,
-    pub max_down_ticks: Slot<u32>,
-    pub non_egress_locations: Slot<Vec<String>>,
+section! {
+    /// The cluster keys, each of which `_big_brother` can default for every cluster.
+    RawSettings, settled ClusterSettled, keys SETTING_KEYS;
+    scheduler: Scheduler = ["scheduler"]
+        read |e, _, d| read::choice(e.value, &e.path, "an IPVS scheduler", &SCHEDULERS, d),
+        merge over,
+        required "an IPVS scheduler such as wrr or wlc; set it here or in _big_brother";
+    /// `check_interval` in seconds, or the cluster-map format's `checkInterval` in
+    /// milliseconds (not both).
+    check_interval: Duration = ["check_interval" | "checkInterval"]
+        read check_interval, merge over, default DEFAULT_CHECK_INTERVAL;
+    backend_mode: BackendMode = ["backend_mode"]
+        read |e, _, d| read::choice(e.value, &e.path, "a backend mode", &BACKEND_MODES, d),
+        merge over, default BackendMode::ActiveActive;
+    ramp_up_time: Duration = ["ramp_up_time"]
+        read |e, _, d| read::seconds(e.value, &e.path, d), merge over, default DEFAULT_RAMP_UP_TIME;
+    has_downpage: bool = ["has_downpage"]
+        read |e, _, d| read::boolean(e.value, &e.path, d), merge over, default false;
+    downpage_address: IpAddr = ["downpage_address"]
+        read |e, _, d| read::ip(e.value, &e.path, d), merge over, default DEFAULT_DOWNPAGE;
+    max_down_ticks: u32 = ["max_down_ticks"]
+        read |e, _, d| u32_slot(e.value, &e.path, 0, d), merge over, default 0;
+    non_egress_locations: Vec<String> = ["non_egress_locations"]
+        read |e, _, d| string_list(e.value, &e.path, d), merge over, default Vec::new();
     /// `Given(None)` is an explicit `nagios: ~`, which turns a defaulted nagios off.
-    pub nagios: Slot<Option<RawNagios>>,
-    pub offset: Slot<u32>,
-    pub multi_datacenter: Slot<bool>,
-    pub forwarding: Slot<ForwardKind>,
-    pub gue_port: Slot<u16>,
-    pub tunnel_checksum: Slot<TunnelChecksum>,
-    pub health: Slot<RawHealth>,
+    nagios: Option<RawNagios> = ["nagios"]
+        read |e, _, d| optional_section(e.value, &e.path, "nagios settings", d),
+        merge nested_or_off, default None;
+    offset: u32 = ["offset"]
+        read |e, _, d| u32_slot(e.value, &e.path, 1, d), merge over, default DEFAULT_OFFSET;
+    multi_datacenter: bool = ["multi_datacenter"]
+        read |e, _, d| read::boolean(e.value, &e.path, d), merge over, default false;
+    forwarding: ForwardKind = ["forwarding"]
+        read |e, _, d| read::choice(e.value, &e.path, "a forwarding method", &FORWARDINGS, d),
+        merge over, default ForwardKind::Ipip;
+    /// No default: `forwarding: gue` requires it (validate.rs).
+    gue_port: Option<u16> = ["gue_port"]
+        read |e, _, d| port(e.value, &e.path, d).map(Some), merge over, default None;
+    tunnel_checksum: TunnelChecksum = ["tunnel_checksum"]
+        read |e, _, d| read::choice(e.value, &e.path, "a tunnel checksum mode", &TUNNEL_CHECKSUMS, d),
+        merge over, default TunnelChecksum::None;
+    /// `health: ~` means "all defaults".
+    health: RawHealth = ["health"]
+        read |e, _, d| health(e.value, &e.path, d), merge nested, default RawHealth::default();
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct RawNode {
-    pub pos: Pos,
-    pub path: KeyPath,
-    pub address: Slot<IpAddr>,
-    pub port: Slot<u16>,
-    pub url_path: Slot<String>,
-    pub priority: Slot<i64>,
-    /// `Given(None)`: written empty (no cap).
-    pub max_weight: Slot<Option<Weight>>,
-    pub interpol: Slot<bool>,
+section! {
+    /// `health:`, how a node's health is measured.
+    RawHealth, settled HealthSettled, keys HEALTH_KEYS;
+    kind: ProbeKind = ["kind"]
+        read |e, _, d| read::choice(e.value, &e.path, "a health-check kind", &PROBE_KINDS, d),
+        merge over, default ProbeKind::Litmus;
+    /// No default here: 1 s, or half the check interval when that is shorter
+    /// (validate.rs).
+    timeout: Option<Duration> = ["timeout"]
+        read |e, _, d| match read::seconds(e.value, &e.path, d) {
+            Slot::Given(at) if at.value.is_zero() => {
+                d.at(e.value.pos, &e.path, "a timeout must be longer than 0 s");
+                Slot::Invalid
+            }
+            other => other.map(Some),
+        },
+        merge over, default None;
+    rise: u32 = ["rise"]
+        read |e, _, d| read::integer(e.value, &e.path, 1, 100, d).map(|n| n as u32),
+        merge over, default 1;
+    fall: u32 = ["fall"]
+        read |e, _, d| read::integer(e.value, &e.path, 1, 100, d).map(|n| n as u32),
+        merge over, default 1;
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct RawVip {
-    pub pos: Pos,
-    pub path: KeyPath,
-    pub address: Slot<IpAddr>,
-    pub protocol: Slot<L4Proto>,
-    pub ports: Slot<PortRange>,
-    pub interface: Slot<String>,
+section! {
+    /// `nagios:`, the passive check sent through send_nsca.
+    RawNagios, settled NagiosSettled, keys NAGIOS_KEYS;
+    server: String = ["server"]
+        read |e, _, d| nsca_field(e.value, &e.path, false, d),
+        merge over, required "the NSCA server send_nsca sends to";
+    host: String = ["host"]
+        read |e, _, d| nsca_field(e.value, &e.path, true, d),
+        merge over, required "the Nagios host the check belongs to";
+    check: String = ["check"]
+        read |e, _, d| nsca_field(e.value, &e.path, true, d),
+        merge over, required "the Nagios service name";
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -153,28 +170,8 @@ pub(crate) struct RawCluster {
     pub name: Slot<String>,
     pub fwmark: Slot<u32>,
     pub settings: RawSettings,
-    pub nodes: Slot<Vec<RawNode>>,
-    pub vips: Slot<Vec<RawVip>>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct RawSync {
-    pub pos: Pos,
-    pub path: KeyPath,
-    pub role: Slot<SyncRole>,
-    pub interface: Slot<String>,
-    pub syncid: Slot<u8>,
-}
-
-/// The `bigbro:` section.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct RawGlobal {
-    pub listen: Slot<SocketAddr>,
-    pub token_file: Slot<Option<PathBuf>>,
-    pub data_dir: Slot<PathBuf>,
-    pub state_dir: Slot<PathBuf>,
-    pub anti_entropy_interval: Slot<Duration>,
-    pub sync_daemon: Slot<Option<RawSync>>,
+    pub nodes: Slot<Vec<At<RawNode>>>,
+    pub vips: Slot<Vec<At<RawVip>>>,
 }
 
 /// Which map a cluster is read from.
@@ -230,7 +227,7 @@ pub(crate) fn cluster(
             "fwmark" => c.fwmark = fwmark(e.value, &e.path, d),
             "nodes" => c.nodes = nodes(e.value, &e.path, d),
             "vips" => c.vips = vips(e.value, &e.path, d),
-            _ => setting(e, &mut c.settings, d),
+            _ => c.settings.read_entry(e, d),
         }
     }
     Some(c)
@@ -259,7 +256,7 @@ pub(crate) fn defaults(node: &Node, path: &KeyPath, d: &mut Diags) -> RawSetting
     };
     if let Some(entries) = read::entries(node, path, "cluster defaults", SETTING_KEYS, &hint, d) {
         for e in &entries {
-            setting(e, &mut s, d);
+            s.read_entry(e, d);
         }
     }
     s
@@ -269,79 +266,22 @@ fn u32_slot(node: &Node, path: &KeyPath, lo: i64, d: &mut Diags) -> Slot<u32> {
     read::integer(node, path, lo, i64::from(u32::MAX), d).map(|v| v as u32)
 }
 
-/// One of the mergeable cluster settings.
-fn setting(e: &Entry<'_>, s: &mut RawSettings, d: &mut Diags) {
-    let (v, p) = (e.value, &e.path);
-    match e.key {
-        "scheduler" => {
-            s.scheduler = read::choice(v, p, "an IPVS scheduler", &SCHEDULERS, d);
-        }
-        "check_interval" | "checkInterval" => {
-            if !s.check_interval.is_absent() {
-                d.at(
-                    e.key_pos,
-                    p,
-                    "both check_interval (seconds) and checkInterval (milliseconds) are set; keep one",
-                );
-                return;
-            }
-            s.check_interval = if e.key == "checkInterval" {
-                read::millis(v, p, d)
-            } else {
-                read::seconds(v, p, d)
-            };
-        }
-        "backend_mode" => {
-            s.backend_mode = read::choice(
-                v,
-                p,
-                "a backend mode",
-                &[
-                    ("active_active", BackendMode::ActiveActive),
-                    ("active_passive", BackendMode::ActivePassive),
-                ],
-                d,
-            )
-        }
-        "ramp_up_time" => s.ramp_up_time = read::seconds(v, p, d),
-        "has_downpage" => s.has_downpage = read::boolean(v, p, d),
-        "downpage_address" => s.downpage_address = read::ip(v, p, d),
-        "max_down_ticks" => s.max_down_ticks = u32_slot(v, p, 0, d),
-        "non_egress_locations" => s.non_egress_locations = string_list(v, p, d),
-        "nagios" => s.nagios = nagios(v, p, d),
-        "offset" => s.offset = u32_slot(v, p, 1, d),
-        "multi_datacenter" => s.multi_datacenter = read::boolean(v, p, d),
-        "forwarding" => {
-            s.forwarding = read::choice(
-                v,
-                p,
-                "a forwarding method",
-                &[
-                    ("ipip", ForwardKind::Ipip),
-                    ("gue", ForwardKind::Gue),
-                    ("gre", ForwardKind::Gre),
-                    ("dr", ForwardKind::Dr),
-                    ("nat", ForwardKind::Nat),
-                ],
-                d,
-            )
-        }
-        "gue_port" => s.gue_port = port(v, p, d),
-        "tunnel_checksum" => {
-            s.tunnel_checksum = read::choice(
-                v,
-                p,
-                "a tunnel checksum mode",
-                &[
-                    ("none", TunnelChecksum::None),
-                    ("csum", TunnelChecksum::Csum),
-                    ("remcsum", TunnelChecksum::Remcsum),
-                ],
-                d,
-            )
-        }
-        "health" => s.health = health(v, p, d),
-        _ => {}
+/// `check_interval` (seconds) or `checkInterval` (milliseconds), once. The shortest
+/// interval is checked per cluster (validate.rs), so a `_big_brother` value every cluster
+/// overrides is never an error.
+fn check_interval(e: &Entry<'_>, earlier: &Slot<Duration>, d: &mut Diags) -> Slot<Duration> {
+    if !earlier.is_absent() {
+        d.at(
+            e.key_pos,
+            &e.path,
+            "both check_interval (seconds) and checkInterval (milliseconds) are set; keep one",
+        );
+        return earlier.clone();
+    }
+    if e.key == "checkInterval" {
+        read::millis(e.value, &e.path, d)
+    } else {
+        read::seconds(e.value, &e.path, d)
     }
 }
 
@@ -388,7 +328,7 @@ fn fwmark(node: &Node, path: &KeyPath, d: &mut Diags) -> Slot<u32> {
     u32_slot(node, path, 1, d)
 }
 
-fn port(node: &Node, path: &KeyPath, d: &mut Diags) -> Slot<u16> {
+pub(crate) fn port(node: &Node, path: &KeyPath, d: &mut Diags) -> Slot<u16> {
     read::integer(node, path, 1, 65535, d).map(|v| v as u16)
 }
 
@@ -414,52 +354,25 @@ fn string_list(node: &Node, path: &KeyPath, d: &mut Diags) -> Slot<Vec<String>> 
     }
 }
 
-fn nagios(node: &Node, path: &KeyPath, d: &mut Diags) -> Slot<Option<RawNagios>> {
-    let empty = RawNagios {
-        pos: node.pos,
-        path: path.clone(),
-        ..Default::default()
-    };
-    section(
-        node,
-        path,
-        "nagios settings",
-        NAGIOS_KEYS,
-        empty,
-        d,
-        |n, e, d| {
-            let slot = nsca_field(e.value, &e.path, e.key != "server", d);
-            match e.key {
-                "server" => n.server = slot,
-                "host" => n.host = slot,
-                _ => n.check = slot,
-            }
-        },
-    )
-}
-
-/// A map section that `~` turns off (`Given(None)`): reads each known key with
-/// `read_key` into `value`.
-fn section<T>(
+/// A map section that `~` turns off (`Given(None)`), read key by key.
+pub(crate) fn optional_section<T: Section>(
     node: &Node,
     path: &KeyPath,
     what: &str,
-    keys: &[&str],
-    mut value: T,
     d: &mut Diags,
-    mut read_key: impl FnMut(&mut T, &Entry<'_>, &mut Diags),
 ) -> Slot<Option<T>> {
     if node.is_null() {
         return given(None, node, path);
     }
     let no_hint = |_: &str| None;
-    let Some(entries) = read::entries(node, path, what, keys, &no_hint, d) else {
+    let Some(entries) = read::entries(node, path, what, T::KEYS, &no_hint, d) else {
         return Slot::Invalid;
     };
-    for e in &entries {
-        read_key(&mut value, e, d);
-    }
-    given(Some(value), node, path)
+    given(
+        Some(entry_map::<T>(node, path, &entries, d).value),
+        node,
+        path,
+    )
 }
 
 /// A non-empty NSCA field. `host` and `check` travel in a comma-separated line, so they
@@ -497,339 +410,27 @@ fn nsca_field(node: &Node, path: &KeyPath, in_line: bool, d: &mut Diags) -> Slot
 
 /// `health:`; an explicit `health: ~` means "all defaults".
 fn health(node: &Node, path: &KeyPath, d: &mut Diags) -> Slot<RawHealth> {
-    let read = section(
-        node,
-        path,
-        "health-check settings",
-        HEALTH_KEYS,
-        RawHealth::default(),
-        d,
-        |h, e, d| {
-            let (v, p) = (e.value, &e.path);
-            match e.key {
-                "kind" => {
-                    h.kind = read::choice(
-                        v,
-                        p,
-                        "a health-check kind",
-                        &[
-                            ("litmus", HealthKind::Litmus),
-                            ("http", HealthKind::Http),
-                            ("tcp", HealthKind::Tcp),
-                        ],
-                        d,
-                    )
-                }
-                "timeout" => {
-                    h.timeout = match read::seconds(v, p, d) {
-                        Slot::Given(at) if at.value.is_zero() => {
-                            d.at(v.pos, p, "a timeout must be longer than 0 s");
-                            Slot::Invalid
-                        }
-                        other => other,
-                    }
-                }
-                "rise" => h.rise = read::integer(v, p, 1, 100, d).map(|n| n as u32),
-                _ => h.fall = read::integer(v, p, 1, 100, d).map(|n| n as u32),
-            }
-        },
-    );
-    match read {
+    match optional_section::<RawHealth>(node, path, "health-check settings", d) {
         Slot::Given(at) => at.value.map_or(Slot::Absent, |h| given(h, node, path)),
         Slot::Absent => Slot::Absent,
         Slot::Invalid => Slot::Invalid,
     }
 }
 
-fn nodes(node: &Node, path: &KeyPath, d: &mut Diags) -> Slot<Vec<RawNode>> {
-    let Some(items) = read::list(node, path, "a list of nodes", d) else {
-        return Slot::Invalid;
-    };
-    if items.is_empty() {
-        d.at(
-            node.pos,
-            path,
-            "no nodes: a cluster needs at least one node",
-        );
-        return Slot::Invalid;
+/// A map's known entries read into a section, with where the map was written.
+pub(crate) fn entry_map<T: Section>(
+    node: &Node,
+    path: &KeyPath,
+    entries: &[Entry<'_>],
+    d: &mut Diags,
+) -> At<T> {
+    let mut value = T::default();
+    for e in entries {
+        value.read_entry(e, d);
     }
-    let out = items
-        .into_iter()
-        .filter_map(|(p, item)| one_node(item, &p, d))
-        .collect();
-    given(out, node, path)
-}
-
-fn one_node(node: &Node, path: &KeyPath, d: &mut Diags) -> Option<RawNode> {
-    let hint = |key: &str| {
-        (SETTING_KEYS.contains(&key) || IDENTITY_KEYS.contains(&key))
-            .then(|| format!("{key} is a cluster key, not a node key"))
-    };
-    let entries = read::entries(node, path, "a node", NODE_KEYS, &hint, d)?;
-    let mut n = RawNode {
+    At {
+        value,
         pos: node.pos,
         path: path.clone(),
-        ..Default::default()
-    };
-    for e in &entries {
-        let (v, p) = (e.value, &e.path);
-        match e.key {
-            "address" => n.address = unicast(v, p, "a node address", d),
-            "port" => n.port = port(v, p, d),
-            "path" => n.url_path = url_path(v, p, d),
-            "priority" => {
-                n.priority = read::integer(v, p, i64::from(i32::MIN), i64::from(i32::MAX), d)
-            }
-            "max_weight" => {
-                n.max_weight = if v.is_null() {
-                    given(None, v, p)
-                } else {
-                    read::integer(v, p, 0, i64::from(Weight::MAX.get()), d)
-                        .map(|w| (w > 0).then(|| Weight::clamped(w as u64)))
-                }
-            }
-            _ => n.interpol = read::boolean(v, p, d),
-        }
     }
-    Some(n)
-}
-
-/// An address a packet can be sent to: not 0.0.0.0/::, multicast or broadcast.
-fn unicast(node: &Node, path: &KeyPath, what: &str, d: &mut Diags) -> Slot<IpAddr> {
-    let slot = read::ip(node, path, d);
-    if let Some(a) = slot.value() {
-        let broadcast = matches!(a, IpAddr::V4(v4) if v4.is_broadcast());
-        if a.is_unspecified() || a.is_multicast() || broadcast {
-            d.at(
-                node.pos,
-                path,
-                format!("{a} cannot be {what} (unspecified, multicast or broadcast)"),
-            );
-            return Slot::Invalid;
-        }
-    }
-    slot
-}
-
-/// A health-check URL path: starts with `/`, no spaces or control characters.
-fn url_path(node: &Node, path: &KeyPath, d: &mut Diags) -> Slot<String> {
-    let Some(text) = read::scalar(node, path, "a URL path", d) else {
-        return Slot::Invalid;
-    };
-    if !text.starts_with('/') {
-        d.at(
-            node.pos,
-            path,
-            format!("{} does not start with /", quote(text)),
-        );
-        return Slot::Invalid;
-    }
-    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        d.at(
-            node.pos,
-            path,
-            format!("{} contains spaces or control characters", quote(text)),
-        );
-        return Slot::Invalid;
-    }
-    given(text.to_string(), node, path)
-}
-
-fn vips(node: &Node, path: &KeyPath, d: &mut Diags) -> Slot<Vec<RawVip>> {
-    if node.is_null() {
-        return given(Vec::new(), node, path);
-    }
-    let Some(items) = read::list(node, path, "a list of vips", d) else {
-        return Slot::Invalid;
-    };
-    let out = items
-        .into_iter()
-        .filter_map(|(p, item)| one_vip(item, &p, d))
-        .collect();
-    given(out, node, path)
-}
-
-fn one_vip(node: &Node, path: &KeyPath, d: &mut Diags) -> Option<RawVip> {
-    let no_hint = |_: &str| None;
-    let entries = read::entries(node, path, "a vip", VIP_KEYS, &no_hint, d)?;
-    let mut v = RawVip {
-        pos: node.pos,
-        path: path.clone(),
-        ..Default::default()
-    };
-    for e in &entries {
-        let (n, p) = (e.value, &e.path);
-        match e.key {
-            "address" => v.address = unicast(n, p, "a vip address", d),
-            "protocol" => {
-                v.protocol = read::choice(
-                    n,
-                    p,
-                    "a protocol",
-                    &[
-                        ("tcp", L4Proto::Tcp),
-                        ("udp", L4Proto::Udp),
-                        ("sctp", L4Proto::Sctp),
-                    ],
-                    d,
-                )
-            }
-            "port" => v.ports = port_range(n, p, d),
-            _ => v.interface = read::interface(n, p, d),
-        }
-    }
-    Some(v)
-}
-
-/// `443` or `"8000-8080"`.
-fn port_range(node: &Node, path: &KeyPath, d: &mut Diags) -> Slot<PortRange> {
-    let Some(text) = read::scalar(node, path, "a port or port range", d) else {
-        return Slot::Invalid;
-    };
-    let parse = |s: &str| s.trim().parse::<u32>().ok();
-    let (first, last) = match text.split_once('-') {
-        Some((a, b)) => (parse(a), parse(b)),
-        None => (parse(text), parse(text)),
-    };
-    let (Some(first), Some(last)) = (first, last) else {
-        d.at(
-            node.pos,
-            path,
-            format!(
-                "{} is not a port or port range (write e.g. 443 or 8000-8080)",
-                quote(text)
-            ),
-        );
-        return Slot::Invalid;
-    };
-    for p in [first, last] {
-        if !(1..=65535).contains(&p) {
-            d.at(node.pos, path, format!("{p} is outside 1..65535"));
-            return Slot::Invalid;
-        }
-    }
-    if first > last {
-        d.at(
-            node.pos,
-            path,
-            format!(
-                "{} is not a port range: {first} is above {last}",
-                quote(text)
-            ),
-        );
-        return Slot::Invalid;
-    }
-    given(
-        PortRange {
-            first: first as u16,
-            last: last as u16,
-        },
-        node,
-        path,
-    )
-}
-
-/// Reads the top-level `bigbro:` section.
-pub(crate) fn global(node: &Node, path: &KeyPath, d: &mut Diags) -> RawGlobal {
-    let mut g = RawGlobal::default();
-    if node.is_null() {
-        return g;
-    }
-    let hint = |key: &str| {
-        (SETTING_KEYS.contains(&key) || IDENTITY_KEYS.contains(&key)).then(|| {
-            format!("{key} is a cluster key (set it on a cluster, or in _big_brother for all)")
-        })
-    };
-    let Some(entries) = read::entries(node, path, "bigbro settings", GLOBAL_KEYS, &hint, d) else {
-        return g;
-    };
-    for e in &entries {
-        let (v, p) = (e.value, &e.path);
-        match e.key {
-            "api" => api(v, p, &mut g, d),
-            "data_dir" => g.data_dir = read::abs_path(v, p, d),
-            "state_dir" => g.state_dir = read::abs_path(v, p, d),
-            "anti_entropy_interval" => {
-                g.anti_entropy_interval = match read::seconds(v, p, d) {
-                    Slot::Given(at) if at.value < Duration::from_secs(1) => {
-                        d.at(v.pos, p, "must be at least 1 s");
-                        Slot::Invalid
-                    }
-                    other => other,
-                }
-            }
-            _ => g.sync_daemon = sync_daemon(v, p, d),
-        }
-    }
-    g
-}
-
-fn api(node: &Node, path: &KeyPath, g: &mut RawGlobal, d: &mut Diags) {
-    let no_hint = |_: &str| None;
-    let Some(entries) = read::entries(node, path, "API settings", API_KEYS, &no_hint, d) else {
-        return;
-    };
-    for e in &entries {
-        let (v, p) = (e.value, &e.path);
-        if e.key == "listen" {
-            g.listen = listen(v, p, d);
-        } else if v.is_null() {
-            g.token_file = given(None, v, p);
-        } else {
-            g.token_file = read::abs_path(v, p, d).map(Some);
-        }
-    }
-}
-
-fn listen(node: &Node, path: &KeyPath, d: &mut Diags) -> Slot<SocketAddr> {
-    let Some(text) = read::scalar(node, path, "an address:port", d) else {
-        return Slot::Invalid;
-    };
-    match text.trim().parse::<SocketAddr>() {
-        Ok(a) if a.port() != 0 => given(a, node, path),
-        Ok(_) => {
-            d.at(node.pos, path, "port 0 is outside 1..65535");
-            Slot::Invalid
-        }
-        Err(_) => {
-            d.at(
-                node.pos,
-                path,
-                format!(
-                    "{} is not an address:port (write e.g. 127.0.0.1:9292 or [::1]:9292; host names are not resolved)",
-                    quote(text)
-                ),
-            );
-            Slot::Invalid
-        }
-    }
-}
-
-fn sync_daemon(node: &Node, path: &KeyPath, d: &mut Diags) -> Slot<Option<RawSync>> {
-    let empty = RawSync {
-        pos: node.pos,
-        path: path.clone(),
-        ..Default::default()
-    };
-    let what = "sync daemon settings";
-    section(node, path, what, SYNC_KEYS, empty, d, |s, e, d| {
-        let (v, p) = (e.value, &e.path);
-        match e.key {
-            "role" => {
-                s.role = read::choice(
-                    v,
-                    p,
-                    "a sync daemon role",
-                    &[
-                        ("master", SyncRole::Master),
-                        ("backup", SyncRole::Backup),
-                        ("both", SyncRole::Both),
-                    ],
-                    d,
-                )
-            }
-            "interface" => s.interface = read::interface(v, p, d),
-            _ => s.syncid = read::integer(v, p, 0, 255, d).map(|n| n as u8),
-        }
-    })
 }

@@ -10,8 +10,9 @@
 
 use super::diag::{Diags, KeyPath, Pos};
 use super::model::Spelling;
-use super::raw::{self, ClusterForm, RawCluster, RawGlobal, RawSettings};
+use super::raw::{self, ClusterForm, RawCluster, RawSettings};
 use super::read;
+use super::settings::{self, RawGlobal};
 use super::suggest::did_you_mean;
 use super::yaml::{Kind, Node};
 
@@ -74,7 +75,7 @@ fn read_gem(root: &Node, doc: &mut Document, d: &mut Diags) {
             Some(format!(
                 "{key} is a cluster key (set it on a cluster, or in _big_brother for all)"
             ))
-        } else if raw::GLOBAL_KEYS.contains(&key) {
+        } else if settings::GLOBAL_KEYS.contains(&key) {
             Some(format!("{key} belongs in the bigbro: section"))
         } else {
             None
@@ -86,7 +87,7 @@ fn read_gem(root: &Node, doc: &mut Document, d: &mut Diags) {
     for e in &entries {
         match e.key {
             "_big_brother" => doc.defaults = raw::defaults(e.value, &e.path, d),
-            "bigbro" => doc.global = raw::global(e.value, &e.path, d),
+            "bigbro" => doc.global = settings::read(e.value, &e.path, d),
             _ => {
                 if let Some(items) = read::list(e.value, &e.path, "a list of clusters", d) {
                     doc.clusters = items
@@ -123,7 +124,7 @@ fn read_cluster_map(pairs: &[(Node, Node)], doc: &mut Document, d: &mut Diags) {
         seen.push((name.to_string(), k.pos));
         match name {
             "_big_brother" => doc.defaults = raw::defaults(v, &path, d),
-            "bigbro" => doc.global = raw::global(v, &path, d),
+            "bigbro" => doc.global = settings::read(v, &path, d),
             _ => {
                 let looks_like_cluster = matches!(&v.kind, Kind::Map(e) if e.iter().any(|(k, _)| k.text() == Some("fwmark")));
                 if let (Some(s), false) = (did_you_mean(name, TOP_KEYS), looks_like_cluster) {

@@ -98,7 +98,7 @@ fn the_reference_example_reads_as_big_brother_meant_it() {
     assert_eq!(
         c.health,
         HealthCheck {
-            kind: HealthKind::Litmus,
+            kind: ProbeKind::Litmus,
             timeout: Duration::from_millis(500),
             rise: 1,
             fall: 1
@@ -122,7 +122,7 @@ fn bigbro_defaults_fill_every_unset_key() {
     assert_eq!(c.relay_fwmark(), None);
     assert_eq!(c.nagios, None);
     assert_eq!(c.forwarding, Forwarding::Ipip);
-    assert_eq!(c.health.kind, HealthKind::Litmus);
+    assert_eq!(c.health.kind, ProbeKind::Litmus);
     assert_eq!(c.health.timeout, Duration::from_secs(1));
     assert_eq!((c.health.rise, c.health.fall), (1, 1));
     assert_eq!(c.nodes[0].priority, 0);
@@ -178,7 +178,7 @@ clusters:
     assert_eq!(
         a.health,
         HealthCheck {
-            kind: HealthKind::Http,
+            kind: ProbeKind::Http,
             timeout: Duration::from_millis(500),
             rise: 5,
             fall: 2
@@ -273,7 +273,7 @@ clusters:
     assert_eq!(
         c.health,
         HealthCheck {
-            kind: HealthKind::Tcp,
+            kind: ProbeKind::Tcp,
             timeout: Duration::from_millis(300),
             rise: 2,
             fall: 3
@@ -1039,18 +1039,22 @@ fn the_readme_documents_every_key() {
     for list in [
         raw::SETTING_KEYS,
         raw::IDENTITY_KEYS,
-        raw::NODE_KEYS,
-        raw::VIP_KEYS,
+        nodes::NODE_KEYS,
+        nodes::VIP_KEYS,
         spelling::TOP_KEYS,
     ] {
         keys.extend(list.iter().map(|k| format!("`{k}`")));
     }
     keys.extend(raw::HEALTH_KEYS.iter().map(|k| format!("`health.{k}`")));
     keys.extend(raw::NAGIOS_KEYS.iter().map(|k| format!("`{k}`")));
-    keys.extend(raw::API_KEYS.iter().map(|k| format!("`api.{k}`")));
-    keys.extend(raw::SYNC_KEYS.iter().map(|k| format!("`sync_daemon.{k}`")));
+    keys.extend(settings::API_KEYS.iter().map(|k| format!("`api.{k}`")));
     keys.extend(
-        raw::GLOBAL_KEYS
+        settings::SYNC_KEYS
+            .iter()
+            .map(|k| format!("`sync_daemon.{k}`")),
+    );
+    keys.extend(
+        settings::GLOBAL_KEYS
             .iter()
             .filter(|k| !matches!(**k, "api" | "sync_daemon"))
             .map(|k| format!("`{k}`")),
@@ -1063,4 +1067,251 @@ fn the_readme_documents_every_key() {
         missing.is_empty(),
         "README's Configuration section lacks {missing:?}"
     );
+}
+
+/// Clusters whose nodes carry every node value the prober would refuse (in the
+/// cluster-map spelling; tests/config_check.rs checks the same through `bigbro check`).
+#[test]
+fn node_values_the_prober_refuses_are_refused_where_written() {
+    let text = "\
+web:
+  fwmark: 7
+  scheduler: wlc
+  nodes:
+    - address: 10.0.0.1
+      port: 9001
+      path: /caf\u{e9}
+    - address: 10.0.0.2
+      port: 9001
+      path: \"/a\\tb\"
+    - address: 10.0.0.3
+      port: 9001
+      path: status
+    - address: 10.0.0.4
+      port: 0
+      path: /status
+api:
+  fwmark: 8
+  scheduler: rr
+  health:
+    kind: http
+  nodes:
+    - address: 10.0.1.1
+      port: 80
+      path: /na\u{ef}ve/ok
+";
+    assert_eq!(
+        errs(text),
+        [
+            "config.yml:7:13: web.nodes[0].path: \"/caf\u{e9}\" contains '\u{e9}', which a probe cannot send (a request path is visible ASCII); percent-encode it: %C3%A9",
+            "config.yml:10:13: web.nodes[1].path: \"/a\\tb\" contains spaces or control characters",
+            "config.yml:13:13: web.nodes[2].path: \"status\" does not start with /",
+            "config.yml:15:13: web.nodes[3].port: 0 is outside 1..65535",
+            "config.yml:25:13: api.nodes[0].path: \"/na\u{ef}ve/ok\" contains '\u{ef}', which a probe cannot send (a request path is visible ASCII); percent-encode it: %C3%AF",
+        ]
+    );
+}
+
+/// The configuration and the prober apply one rule to a health path: every path the
+/// configuration accepts builds a probe target, every path it refuses is one the prober
+/// refuses too.
+#[test]
+fn the_configuration_and_the_prober_agree_on_every_path() {
+    use crate::health::{ProbeKind, Target};
+    let paths = [
+        "/",
+        "/ok",
+        "/a/b?c=d&e=%20",
+        "/~x",
+        "/caf\u{e9}",
+        "/a b",
+        "/a\tb",
+        "/a\u{a0}b",
+        "/\u{7f}",
+        "status",
+        "/\u{1f600}",
+        "/a\"b",
+    ];
+    for path in paths {
+        let yaml_path = path.replace('\\', "\\\\").replace('"', "\\\"");
+        let text = format!(
+            "clusters:\n  - {{cluster_name: web, fwmark: 7, scheduler: rr, health: {{kind: http}}, \
+             nodes: [{{address: 10.0.0.1, port: 80, path: \"{}\"}}]}}\n",
+            yaml_path.replace('\t', "\\t").replace('\u{7f}', "\\x7f").replace('\u{a0}', "\\xa0")
+        );
+        let config = parse("config.yml", &text);
+        if let Ok(m) = &config {
+            assert_eq!(m.clusters[0].nodes[0].path, path);
+        }
+        let prober = Target::new(ProbeKind::Http, ip("10.0.0.1"), 80, path);
+        assert_eq!(
+            config.is_ok(),
+            prober.is_ok(),
+            "{path:?}: configuration {config:?}, prober {prober:?}"
+        );
+    }
+}
+
+/// A reload of a file with a node the prober would refuse is refused, with the file's
+/// position and key, and the running configuration stays.
+#[tokio::test]
+async fn a_reload_with_a_path_the_prober_refuses_is_refused() {
+    use crate::daemon::{testing::spawn_fake, Error};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bigbro.yml");
+    let good = "clusters:\n  - cluster_name: web\n    fwmark: 7\n    scheduler: wrr\n    nodes:\n      - {address: 10.0.0.1, port: 9001, path: /status}\n";
+    std::fs::write(&path, good).unwrap();
+    let fake = spawn_fake(&path).unwrap();
+    std::fs::write(&path, good.replace("/status", "/caf\u{e9}")).unwrap();
+    let Err(Error::ConfigInvalid(errors)) = fake.handle.reload().await else {
+        panic!("a path the prober refuses must refuse the reload")
+    };
+    assert_eq!(
+        errors.lines(),
+        [format!(
+            "{}:6:47: clusters[0].nodes[0].path: \"/caf\u{e9}\" contains '\u{e9}', which a probe cannot send (a request path is visible ASCII); percent-encode it: %C3%A9",
+            path.display()
+        )]
+    );
+    assert_eq!(fake.handle.config().clusters[0].nodes[0].path, "/status");
+    fake.task.abort();
+}
+
+/// A vip interface the mark-rule writer refuses (`nft::MarkRule::validate`) is refused
+/// where it is written, by the same rule; one it accepts is kept.
+#[test]
+fn vip_interfaces_follow_the_mark_rule_writer() {
+    let cluster = |iface: &str| {
+        format!(
+            "clusters:\n  - {{cluster_name: web, fwmark: 7, scheduler: rr, \
+             vips: [{{address: 192.0.2.1, port: 80, interface: '{iface}'}}], \
+             nodes: [{{address: 10.0.0.1, port: 80, path: /}}]}}\n"
+        )
+    };
+    assert_eq!(
+        errs(&cluster("eth*")),
+        ["config.yml:2:100: clusters[0].vips[0].interface: interface name \"eth*\" contains '*', which bigbro does not accept in an interface name"]
+    );
+    for name in [
+        "eth0",
+        "eth*",
+        "a\"b",
+        "a\\b",
+        "bond0.100",
+        "fifteen-chars-x",
+        "a:b",
+        "a b",
+    ] {
+        let config = parse("config.yml", &cluster(&name.replace('\'', "''")));
+        let writer = crate::nft::iifname_problem(name);
+        assert_eq!(
+            config.is_ok(),
+            writer.is_none(),
+            "{name:?}: configuration {config:?}, rule writer {writer:?}"
+        );
+    }
+}
+
+/// Every sync-daemon interface the configuration accepts makes a start-daemon request
+/// the IPVS client accepts (`ipvs::Op::check`).
+#[test]
+fn sync_daemon_interfaces_pass_the_ipvs_client() {
+    let config = |name: &str| {
+        let text = format!(
+            "bigbro:\n  sync_daemon: {{role: both, interface: \"{}\"}}\n\
+             clusters:\n  - {{cluster_name: web, fwmark: 7, scheduler: rr, \
+             nodes: [{{address: 10.0.0.1, port: 80, path: /}}]}}\n",
+            name.escape_default()
+        );
+        parse("config.yml", &text)
+    };
+    let mut accepted = 0;
+    for name in [
+        "eth0",
+        "fifteen-chars-x",
+        "sixteen-chars-xx",
+        "a:b",
+        "a\u{1}b",
+        "a\u{0}b",
+    ] {
+        let Ok(m) = config(name) else {
+            continue;
+        };
+        accepted += 1;
+        let wanted = m.settings.sync_daemon.as_ref();
+        for daemon in crate::reconcile::daemons::desired(wanted) {
+            let op = crate::ipvs::Op::StartDaemon(daemon);
+            assert_eq!(op.check(), Ok(()), "{name:?}");
+        }
+    }
+    assert_eq!(accepted, 2);
+}
+
+/// The shortest check interval is a rule on the interval a cluster ends up with: a
+/// `_big_brother` default every cluster overrides is not an error, one a cluster uses is.
+#[test]
+fn a_too_short_default_interval_counts_only_where_used() {
+    let text = |own: &str| {
+        format!(
+            "_big_brother: {{check_interval: 0.05}}\nclusters:\n  - {{cluster_name: web, fwmark: 7, \
+             scheduler: rr, {own}nodes: [{{address: 10.0.0.1, port: 80, path: /}}]}}\n"
+        )
+    };
+    assert_eq!(
+        ok(&text("check_interval: 1, ")).clusters[0].check_interval,
+        Duration::from_secs(1)
+    );
+    assert_eq!(
+        errs(&text("")),
+        ["config.yml:1:32: _big_brother.check_interval: 0.05 s is shorter than the shortest check interval, 0.1 s"]
+    );
+}
+
+/// The merge generated from the settings table covers every cluster setting: each one
+/// written in `_big_brother` reaches a cluster that does not set it, and the cluster's own
+/// value wins. (The YAML must name every key of `SETTING_KEYS`, so a new key extends it.)
+#[test]
+fn every_cluster_setting_merges_from_big_brother() {
+    use super::declare::Merge;
+    use super::diag::{Diags, KeyPath};
+    let every = "\
+scheduler: wrr
+check_interval: 3
+backend_mode: active_passive
+ramp_up_time: 5
+has_downpage: true
+downpage_address: 10.9.9.9
+max_down_ticks: 2
+non_egress_locations: [a]
+nagios: {server: s, host: h, check: c}
+offset: 5
+multi_datacenter: false
+forwarding: gue
+gue_port: 6080
+tunnel_checksum: csum
+health: {kind: http, timeout: 1, rise: 2, fall: 3}
+";
+    for key in raw::SETTING_KEYS.iter().filter(|k| **k != "checkInterval") {
+        assert!(every.contains(&format!("{key}:")), "{key} is missing here");
+    }
+    let read = |text: &str| {
+        let node = yaml::parse(text).unwrap().unwrap();
+        let mut d = Diags::new("t");
+        let s = raw::defaults(&node, &KeyPath::root().key("_big_brother"), &mut d);
+        assert!(d.is_empty());
+        s
+    };
+    let defaults = read(every);
+    assert!(!format!("{defaults:?}").contains("Absent"), "{defaults:?}");
+    assert_eq!(
+        raw::RawSettings::default().merge(defaults.clone()),
+        defaults
+    );
+    let own = read("scheduler: rr\nhealth: {rise: 5}\n");
+    let merged = own.merge(defaults.clone());
+    assert_eq!(merged.scheduler.value(), Some(&Scheduler::Rr));
+    assert_eq!(merged.offset, defaults.offset);
+    let health = merged.health.value().unwrap();
+    assert_eq!(health.rise.value(), Some(&5));
+    assert_eq!(health.kind.value(), Some(&ProbeKind::Http));
 }

@@ -6,8 +6,8 @@
 //! even when a cluster has other errors too. Reports; never changes a value.
 
 use super::diag::{Diags, KeyPath, Pos};
-use super::model::{BackendMode, DEFAULT_OFFSET};
-use super::raw::{RawCluster, RawSettings};
+use super::model::BackendMode;
+use super::raw::{ClusterSettled, RawCluster, RawSettings};
 use super::read::Slot;
 use crate::nft::{L4Proto, PortRange};
 
@@ -19,9 +19,9 @@ fn owner(c: &RawCluster) -> String {
 }
 
 /// Whether the cluster will have a relay service, as `validate.rs` decides it.
-fn has_relay(s: &RawSettings) -> bool {
-    let multi = s.multi_datacenter.value().copied().unwrap_or(false);
-    let passive = s.backend_mode.value() == Some(&BackendMode::ActivePassive);
+fn has_relay(s: &ClusterSettled) -> bool {
+    let multi = s.multi_datacenter == Some(true);
+    let passive = s.backend_mode == Some(BackendMode::ActivePassive);
     multi && !passive
 }
 
@@ -61,14 +61,12 @@ fn fwmarks(clusters: &[(&RawCluster, RawSettings)], d: &mut Diags) {
             continue;
         }
         taken.push((mark, format!("the fwmark of {} (at {})", owner(c), f.pos)));
-        if !has_relay(s) {
+        // Defaults filled in (reported missing keys are validate.rs's business).
+        let s = s.values();
+        if !has_relay(&s) {
             continue;
         }
-        let offset = match &s.offset {
-            Slot::Given(at) => at.value,
-            Slot::Absent => DEFAULT_OFFSET,
-            Slot::Invalid => continue,
-        };
+        let Some(offset) = s.offset else { continue };
         let Some(relay) = mark.checked_add(offset) else {
             d.at(
                 f.pos,
@@ -123,7 +121,8 @@ fn vips(clusters: &[(&RawCluster, RawSettings)], d: &mut Diags) {
     let mut seen: Vec<Seen> = Vec::new();
     for (c, _) in clusters {
         let Slot::Given(list) = &c.vips else { continue };
-        for v in &list.value {
+        for at in &list.value {
+            let v = &at.value;
             let (Some(addr), Some(ports)) = (v.address.value(), v.ports.value()) else {
                 continue;
             };
@@ -137,8 +136,8 @@ fn vips(clusters: &[(&RawCluster, RawSettings)], d: &mut Diags) {
                 .find(|o| o.addr == *addr && o.proto == proto && overlaps(o.ports, *ports))
             {
                 d.at(
-                    v.pos,
-                    &v.path,
+                    at.pos,
+                    &at.path,
                     format!(
                         "{addr} {} {} overlaps {} {} {} of {} ({} at {})",
                         proto.name(),
@@ -158,8 +157,8 @@ fn vips(clusters: &[(&RawCluster, RawSettings)], d: &mut Diags) {
                 proto,
                 ports: *ports,
                 owner: owner(c),
-                path: v.path.clone(),
-                pos: v.pos,
+                path: at.path.clone(),
+                pos: at.pos,
             });
         }
     }

@@ -1,8 +1,10 @@
 //! Turns each cluster as written (defaults already merged) into a checked
-//! [`Cluster`](super::model::Cluster): fills in bigbro's defaults, then checks what needs
-//! more than one value (timeout against interval, duplicate nodes, one address family,
-//! forwarding options, required keys). Rules that compare clusters with each other are in
-//! `unique.rs`.
+//! [`Cluster`](super::model::Cluster): fills in bigbro's defaults (declared with each key
+//! in raw.rs), then checks what needs more than one value (timeout against interval,
+//! duplicate nodes, one address family, forwarding options, required keys). Each local
+//! node goes through the prober's own `health::Target::new`, as the daemon will, so a node
+//! the prober refuses is an error here rather than a node quietly held at weight 0. Rules
+//! that compare clusters with each other are in `unique.rs`.
 //!
 //! Every problem is reported (with the position of the value at fault, or of the map that
 //! lacks a key) and checking goes on; a cluster with any error yields no `Cluster`.
@@ -10,51 +12,22 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use super::declare::require;
 use super::diag::{Diags, KeyPath, Pos};
 use super::model::{
-    fmt_secs, BackendMode, Cluster, Forwarding, HealthCheck, HealthKind, InterpolNode, Nagios,
-    Node, TunnelChecksum, Vip, DEFAULT_CHECK_INTERVAL, DEFAULT_DOWNPAGE, DEFAULT_HEALTH_TIMEOUT,
-    DEFAULT_OFFSET, DEFAULT_RAMP_UP_TIME,
+    fmt_secs, BackendMode, Cluster, Forwarding, HealthCheck, InterpolNode, Nagios, Node, ProbeKind,
+    Vip, DEFAULT_HEALTH_TIMEOUT,
 };
-use super::raw::{ForwardKind, RawCluster, RawNode, RawSettings, RawVip};
+use super::nodes::{RawNode, RawVip};
+use super::raw::{ClusterSettled, ForwardKind, RawCluster, RawHealth, RawSettings};
 use super::read::{At, Slot};
+use crate::health::{Target, TargetError};
 use crate::ipvs::Family;
-use crate::nft::L4Proto;
 use crate::types::{ClusterName, Fwmark};
-
-/// The shortest check interval accepted (big_brother's ticker ran every 0.1 s).
-pub const MIN_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Whether a value came from the `_big_brother` defaults rather than the cluster itself.
 fn from_defaults<T>(at: &At<T>) -> bool {
     at.path.is_under("_big_brother")
-}
-
-/// A required value, or an error on the map that should hold it.
-fn require<T: Clone>(
-    slot: &Slot<T>,
-    key: &str,
-    why: &str,
-    map: (Pos, &KeyPath),
-    d: &mut Diags,
-) -> Option<T> {
-    match slot {
-        Slot::Given(at) => Some(at.value.clone()),
-        Slot::Invalid => None,
-        Slot::Absent => {
-            d.at(map.0, map.1, format!("missing key {key} ({why})"));
-            None
-        }
-    }
-}
-
-/// A value, its default when absent, `None` when invalid (already reported).
-fn or_default<T: Clone>(slot: &Slot<T>, default: T) -> Option<T> {
-    match slot {
-        Slot::Given(at) => Some(at.value.clone()),
-        Slot::Absent => Some(default),
-        Slot::Invalid => None,
-    }
 }
 
 fn family_name(f: Family) -> &'static str {
@@ -83,29 +56,19 @@ pub(crate) fn cluster(raw: &RawCluster, settings: &RawSettings, d: &mut Diags) -
         here,
         d,
     );
-    let scheduler = require(
-        &settings.scheduler,
-        "scheduler",
-        "an IPVS scheduler such as wrr or wlc; set it here or in _big_brother",
-        here,
-        d,
-    );
-    let check_interval = interval(&settings.check_interval, d);
-    let backend_mode = or_default(&settings.backend_mode, BackendMode::ActiveActive);
-    let ramp_up_time = or_default(&settings.ramp_up_time, DEFAULT_RAMP_UP_TIME);
-    let max_down_ticks = or_default(&settings.max_down_ticks, 0);
-    let non_egress_locations = or_default(&settings.non_egress_locations, Vec::new());
-    let offset = or_default(&settings.offset, DEFAULT_OFFSET);
+    // Defaults filled in, a missing scheduler reported (the table in raw.rs).
+    let s = settings.settle(here, "", d);
     let nagios = nagios(settings, raw, d);
-    let multi_datacenter = multi_datacenter(settings, backend_mode, d);
-    let forwarding = forwarding(settings, d);
+    let multi_datacenter = multi_datacenter(settings, &s, d);
+    let forwarding = forwarding(settings, &s, d);
+    let check_interval = interval(&settings.check_interval, s.check_interval, d);
     let health = check_interval.and_then(|i| health(settings, i, raw, d));
 
     // The probe kind decides whether nodes need a path, even when other health values
     // are wrong.
     let kind = match settings.health.value().map(|h| &h.kind) {
         Some(Slot::Given(at)) => at.value,
-        _ => HealthKind::Litmus,
+        _ => ProbeKind::Litmus,
     };
     let (nodes, interpol) = nodes(raw, kind, d);
     let vips = vips(raw, d);
@@ -141,7 +104,7 @@ pub(crate) fn cluster(raw: &RawCluster, settings: &RawSettings, d: &mut Diags) -
     for (v, at) in &vips {
         family_check(&v.address, at.pos, &at.path.key("address"), d);
     }
-    let downpage = downpage(settings, family, &nodes, d);
+    let downpage = downpage(settings, &s, family, &nodes, d);
 
     if d.len() > before {
         return None;
@@ -149,15 +112,15 @@ pub(crate) fn cluster(raw: &RawCluster, settings: &RawSettings, d: &mut Diags) -
     Some(Cluster {
         name: ClusterName(name?),
         fwmark: Fwmark::new(fwmark?)?,
-        scheduler: scheduler?,
+        scheduler: s.scheduler?,
         check_interval: check_interval?,
-        backend_mode: backend_mode?,
-        ramp_up_time: ramp_up_time?,
+        backend_mode: s.backend_mode?,
+        ramp_up_time: s.ramp_up_time?,
         downpage: downpage?,
-        max_down_ticks: max_down_ticks?,
-        non_egress_locations: non_egress_locations?,
+        max_down_ticks: s.max_down_ticks?,
+        non_egress_locations: s.non_egress_locations?,
         nagios: nagios?,
-        offset: offset?,
+        offset: s.offset?,
         multi_datacenter: multi_datacenter?,
         forwarding: forwarding?,
         health: health?,
@@ -168,7 +131,11 @@ pub(crate) fn cluster(raw: &RawCluster, settings: &RawSettings, d: &mut Diags) -
     })
 }
 
-fn interval(slot: &Slot<Duration>, d: &mut Diags) -> Option<Duration> {
+/// The shortest check interval accepted (big_brother's ticker ran every 0.1 s).
+pub const MIN_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The interval (`settled`, default filled in), unless the one written is too short.
+fn interval(slot: &Slot<Duration>, settled: Option<Duration>, d: &mut Diags) -> Option<Duration> {
     match slot {
         Slot::Given(at) if at.value < MIN_CHECK_INTERVAL => {
             d.at(
@@ -182,7 +149,7 @@ fn interval(slot: &Slot<Duration>, d: &mut Diags) -> Option<Duration> {
             );
             None
         }
-        other => or_default(other, DEFAULT_CHECK_INTERVAL),
+        _ => settled,
     }
 }
 
@@ -203,41 +170,23 @@ fn nagios(s: &RawSettings, raw: &RawCluster, d: &mut Diags) -> Option<Option<Nag
         Slot::Absent => Some(None),
         Slot::Invalid => None,
         Slot::Given(At { value: None, .. }) => Some(None),
-        Slot::Given(At { value: Some(n), .. }) => {
-            let here = (n.pos, &n.path);
-            let whose = for_cluster(&n.path, raw);
-            let server = require(
-                &n.server,
-                "server",
-                &format!("the NSCA server send_nsca sends to{whose}"),
-                here,
-                d,
-            );
-            let host = require(
-                &n.host,
-                "host",
-                &format!("the Nagios host the check belongs to{whose}"),
-                here,
-                d,
-            );
-            let check = require(
-                &n.check,
-                "check",
-                &format!("the Nagios service name{whose}"),
-                here,
-                d,
-            );
+        Slot::Given(At {
+            value: Some(n),
+            pos,
+            path,
+        }) => {
+            let n = n.settle((*pos, path), &for_cluster(path, raw), d);
             Some(Some(Nagios {
-                server: server?,
-                host: host?,
-                check: check?,
+                server: n.server?,
+                host: n.host?,
+                check: n.check?,
             }))
         }
     }
 }
 
-fn multi_datacenter(s: &RawSettings, mode: Option<BackendMode>, d: &mut Diags) -> Option<bool> {
-    match (&s.multi_datacenter, mode) {
+fn multi_datacenter(s: &RawSettings, settled: &ClusterSettled, d: &mut Diags) -> Option<bool> {
+    match (&s.multi_datacenter, settled.backend_mode) {
         (Slot::Given(at), Some(BackendMode::ActivePassive)) if at.value => {
             if from_defaults(at) {
                 // A default for every cluster; active_passive clusters have no relay.
@@ -251,13 +200,13 @@ fn multi_datacenter(s: &RawSettings, mode: Option<BackendMode>, d: &mut Diags) -
                 None
             }
         }
-        (slot, _) => or_default(slot, false),
+        _ => settled.multi_datacenter,
     }
 }
 
-fn forwarding(s: &RawSettings, d: &mut Diags) -> Option<Forwarding> {
-    let kind = or_default(&s.forwarding, ForwardKind::Ipip)?;
-    let checksum = or_default(&s.tunnel_checksum, TunnelChecksum::None);
+fn forwarding(s: &RawSettings, settled: &ClusterSettled, d: &mut Diags) -> Option<Forwarding> {
+    let kind = settled.forwarding?;
+    let checksum = settled.tunnel_checksum;
     if let Some(at) = s.gue_port.given() {
         if kind != ForwardKind::Gue && !from_defaults(at) {
             d.at(at.pos, &at.path, "gue_port only applies to forwarding: gue");
@@ -283,12 +232,14 @@ fn forwarding(s: &RawSettings, d: &mut Diags) -> Option<Forwarding> {
             checksum: checksum?,
         },
         ForwardKind::Gue => match &s.gue_port {
-            Slot::Given(at) => Forwarding::Gue {
-                port: at.value,
+            Slot::Given(At {
+                value: Some(port), ..
+            }) => Forwarding::Gue {
+                port: *port,
                 checksum: checksum?,
             },
             Slot::Invalid => return None,
-            Slot::Absent => {
+            Slot::Absent | Slot::Given(At { value: None, .. }) => {
                 let at = s.forwarding.given()?;
                 d.at(
                     at.pos,
@@ -307,37 +258,33 @@ fn health(
     raw: &RawCluster,
     d: &mut Diags,
 ) -> Option<HealthCheck> {
-    let (kind, timeout, rise, fall) = match &s.health {
+    let h = match &s.health {
         Slot::Invalid => return None,
-        Slot::Absent => (Slot::Absent, Slot::Absent, Slot::Absent, Slot::Absent),
-        Slot::Given(at) => (
-            at.value.kind.clone(),
-            at.value.timeout.clone(),
-            at.value.rise.clone(),
-            at.value.fall.clone(),
-        ),
+        Slot::Absent => RawHealth::default(),
+        Slot::Given(at) => at.value.clone(),
     };
     let default_timeout = DEFAULT_HEALTH_TIMEOUT.min(interval / 2);
-    if let Some(at) = timeout.given() {
-        if at.value >= interval {
+    if let Slot::Given(at) = &h.timeout {
+        if let Some(timeout) = at.value.filter(|t| *t >= interval) {
             let whose = for_cluster(&at.path, raw);
             d.at(
                 at.pos,
                 &at.path,
                 format!(
                     "timeout {} is not shorter than the check interval {}{whose}",
-                    fmt_secs(at.value),
+                    fmt_secs(timeout),
                     fmt_secs(interval)
                 ),
             );
             return None;
         }
     }
+    let h = h.settle((raw.pos, &raw.path), "", d);
     Some(HealthCheck {
-        kind: or_default(&kind, HealthKind::Litmus)?,
-        timeout: or_default(&timeout, default_timeout)?,
-        rise: or_default(&rise, 1)?,
-        fall: or_default(&fall, 1)?,
+        kind: h.kind?,
+        timeout: h.timeout?.unwrap_or(default_timeout),
+        rise: h.rise?,
+        fall: h.fall?,
     })
 }
 
@@ -354,7 +301,7 @@ fn place(pos: Pos, path: &KeyPath) -> At<()> {
 /// Local nodes and interpol nodes, each with the position of its address.
 fn nodes(
     raw: &RawCluster,
-    kind: HealthKind,
+    kind: ProbeKind,
     d: &mut Diags,
 ) -> (Vec<Placed<Node>>, Vec<Placed<InterpolNode>>) {
     let mut local: Vec<Placed<Node>> = Vec::new();
@@ -372,10 +319,10 @@ fn nodes(
         }
     };
     for n in list {
-        let is_interpol = n.interpol.value().copied().unwrap_or(false);
+        let is_interpol = n.value.interpol.value().copied().unwrap_or(false);
+        let at = place(n.value.address.given().map_or(n.pos, |a| a.pos), &n.path);
         if is_interpol {
             if let Some(node) = interpol_node(n, d) {
-                let at = place(n.address.given().map_or(n.pos, |a| a.pos), &n.path);
                 if let Some((_, first)) = interpol
                     .iter()
                     .find(|(o, _)| o.address == node.address && o.port == node.port)
@@ -393,7 +340,6 @@ fn nodes(
                 interpol.push((node, at));
             }
         } else if let Some(node) = local_node(n, kind, d) {
-            let at = place(n.address.given().map_or(n.pos, |a| a.pos), &n.path);
             if let Some((_, first)) = local.iter().find(|(o, _)| o.address == node.address) {
                 d.at(
                     at.pos,
@@ -411,47 +357,61 @@ fn nodes(
     (local, interpol)
 }
 
-fn local_node(n: &RawNode, kind: HealthKind, d: &mut Diags) -> Option<Node> {
+fn local_node(n: &At<RawNode>, kind: ProbeKind, d: &mut Diags) -> Option<Node> {
     let here = (n.pos, &n.path);
-    let address = require(
-        &n.address,
-        "address",
-        "the real server's IP address",
-        here,
-        d,
-    );
-    let port = require(&n.port, "port", "the health-check port", here, d);
+    let raw = &n.value;
+    // Defaults filled in, missing address and port reported (the table in raw.rs).
+    let s = raw.settle(here, "", d);
     let path = match kind {
-        HealthKind::Litmus => require(
-            &n.url_path,
+        ProbeKind::Litmus => require(
+            &raw.url_path,
             "path",
             "the litmus health URL path, e.g. /myapp/status",
             here,
             d,
         ),
-        HealthKind::Http | HealthKind::Tcp => or_default(&n.url_path, "/".to_string()),
+        ProbeKind::Http | ProbeKind::Tcp => s.url_path,
     };
-    let priority = or_default(&n.priority, 0);
-    let max_weight = or_default(&n.max_weight, None);
-    Some(Node {
-        address: address?,
-        port: port?,
+    let node = Node {
+        address: s.address?,
+        port: s.port?,
         path: path?,
-        priority: priority?,
-        max_weight: max_weight?,
-    })
+        priority: s.priority?,
+        max_weight: s.max_weight?,
+    };
+    // The prober's own constructor, as the daemon calls it: a node it would refuse (and
+    // leave at weight 0) is refused here, at the value at fault.
+    if let Err(e) = Target::new(kind, node.address, node.port, &node.path) {
+        let at = |slot: Option<(Pos, &KeyPath)>, key: &str| {
+            slot.map_or((n.pos, n.path.key(key)), |(p, k)| (p, k.clone()))
+        };
+        let (pos, path) = match e {
+            TargetError::PortZero { .. } => at(raw.port.given().map(|a| (a.pos, &a.path)), "port"),
+            _ => at(raw.url_path.given().map(|a| (a.pos, &a.path)), "path"),
+        };
+        d.at(pos, &path, e.to_string());
+        return None;
+    }
+    Some(node)
 }
 
-fn interpol_node(n: &RawNode, d: &mut Diags) -> Option<InterpolNode> {
+/// An interpol endpoint: the node keys address and port, for another purpose.
+fn interpol_node(n: &At<RawNode>, d: &mut Diags) -> Option<InterpolNode> {
     let here = (n.pos, &n.path);
     let address = require(
-        &n.address,
+        &n.value.address,
         "address",
         "the interpol endpoint's IP address",
         here,
         d,
     );
-    let port = require(&n.port, "port", "the interpol endpoint's port", here, d);
+    let port = require(
+        &n.value.port,
+        "port",
+        "the interpol endpoint's port",
+        here,
+        d,
+    );
     Some(InterpolNode {
         address: address?,
         port: port?,
@@ -465,42 +425,30 @@ fn vips(raw: &RawCluster, d: &mut Diags) -> Vec<Placed<Vip>> {
     list.value.iter().filter_map(|v| vip(v, d)).collect()
 }
 
-fn vip(v: &RawVip, d: &mut Diags) -> Option<Placed<Vip>> {
-    let here = (v.pos, &v.path);
-    let address = require(&v.address, "address", "the virtual IP address", here, d);
-    let protocol = or_default(&v.protocol, L4Proto::Tcp);
-    let ports = require(
-        &v.ports,
-        "port",
-        "a port such as 443 or a range such as 8000-8080",
-        here,
-        d,
-    );
-    let interface = match &v.interface {
-        Slot::Given(at) => Some(Some(at.value.clone())),
-        Slot::Absent => Some(None),
-        Slot::Invalid => None,
-    };
+fn vip(v: &At<RawVip>, d: &mut Diags) -> Option<Placed<Vip>> {
+    // Defaults filled in, missing address and port reported (the table in raw.rs).
+    let s = v.value.settle((v.pos, &v.path), "", d);
     Some((
         Vip {
-            address: address?,
-            protocol: protocol?,
-            ports: ports?,
-            interface: interface?,
+            address: s.address?,
+            protocol: s.protocol?,
+            ports: s.ports?,
+            interface: s.interface?,
         },
-        place(v.address.given().map_or(v.pos, |a| a.pos), &v.path),
+        place(v.value.address.given().map_or(v.pos, |a| a.pos), &v.path),
     ))
 }
 
 /// The downpage real server, when `has_downpage` is on.
 fn downpage(
     s: &RawSettings,
+    settled: &ClusterSettled,
     family: Family,
     nodes: &[Placed<Node>],
     d: &mut Diags,
 ) -> Option<Option<IpAddr>> {
-    let on = or_default(&s.has_downpage, false)?;
-    let address = or_default(&s.downpage_address, DEFAULT_DOWNPAGE)?;
+    let on = settled.has_downpage?;
+    let address = settled.downpage_address?;
     if !on {
         return Some(None);
     }

@@ -6,18 +6,13 @@
 
 use std::net::IpAddr;
 
-use crate::config::{Cluster, HealthKind, Node};
-use crate::health::{ProbeKind, ProbeSettings, Target, TargetError};
+use crate::config::{Cluster, Node};
+use crate::health::{ProbeSettings, Target, TargetError};
 use crate::weight::{Initial, NodeParams, NodeSpec};
 
 /// The policy parameters of one node of `c`.
 pub fn node_params(c: &Cluster, n: &Node) -> Result<NodeParams, TargetError> {
-    let kind = match c.health.kind {
-        HealthKind::Litmus => ProbeKind::Litmus,
-        HealthKind::Http => ProbeKind::Http,
-        HealthKind::Tcp => ProbeKind::Tcp,
-    };
-    let target = Target::new(kind, n.address, n.port, &n.path)?;
+    let target = Target::new(c.health.kind, n.address, n.port, &n.path)?;
     let probe = ProbeSettings {
         interval: c.check_interval,
         timeout: c.health.timeout,

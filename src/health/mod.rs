@@ -22,5 +22,5 @@ pub use probe::{
 };
 pub use scheduler::{Sample, Scheduler, SyncReport};
 pub use scripted::{Script, ScriptedProber};
-pub use target::{ProbeKind, ProbeSettings, Target, TargetError};
+pub use target::{path_problem, PathProblem, ProbeKind, ProbeSettings, Target, TargetError};
 pub use thread::ProbeThread;

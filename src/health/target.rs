@@ -1,9 +1,12 @@
 //! What to probe and how often: a probe target (address, port, path, kind) and its timing.
 //!
 //! These are the probe layer's own input types, so that health does not depend on the
-//! configuration module: the daemon maps configured nodes to targets. A target's path is
-//! validated here once, because it is written verbatim into an HTTP request line and must
-//! never be able to smuggle bytes (CR, LF, spaces) into it.
+//! configuration module; the dependency goes the other way: the configuration's model uses
+//! [`ProbeKind`] as its health kind, and its validation (src/config/raw.rs, validate.rs)
+//! calls [`path_problem`] and [`Target::new`], so a node the prober would refuse is refused
+//! when the file is read, never found at run time. A target's path is validated here once,
+//! because it is written verbatim into an HTTP request line and must never be able to
+//! smuggle bytes (CR, LF, spaces) into it.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -23,14 +26,44 @@ pub enum ProbeKind {
     Tcp,
 }
 
-impl fmt::Display for ProbeKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl ProbeKind {
+    /// The name the configuration (`health: {kind: ...}`) and messages use.
+    pub const fn name(self) -> &'static str {
+        match self {
             ProbeKind::Litmus => "litmus",
             ProbeKind::Http => "http",
             ProbeKind::Tcp => "tcp",
-        })
+        }
     }
+}
+
+impl fmt::Display for ProbeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What is wrong with a request path, by [`path_problem`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathProblem {
+    /// It does not start with `/`.
+    NotAbsolute,
+    /// It holds this character, which is not visible ASCII (a space, a control character
+    /// or anything outside ASCII).
+    BadChar(char),
+}
+
+/// The rule for a litmus or http request path, which is written verbatim into the request
+/// line: it starts with `/` and holds only visible ASCII. [`Target::new`] applies it, and
+/// the configuration's check of a node's `path` calls it too, so a path the prober would
+/// refuse is refused when the file is read.
+pub fn path_problem(path: &str) -> Option<PathProblem> {
+    if !path.starts_with('/') {
+        return Some(PathProblem::NotAbsolute);
+    }
+    path.chars()
+        .find(|c| !c.is_ascii_graphic())
+        .map(PathProblem::BadChar)
 }
 
 /// One thing to probe. Two clusters that name the same address, port, path and kind share
@@ -82,20 +115,15 @@ impl Target {
             _ => path,
         };
         if kind != ProbeKind::Tcp {
-            let owned = || path.to_string();
-            if !path.starts_with('/') {
-                return Err(TargetError::PathNotAbsolute {
-                    addr,
-                    port,
-                    path: owned(),
-                });
-            }
-            if !path.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(TargetError::PathBadChar {
-                    addr,
-                    port,
-                    path: owned(),
-                });
+            let path = path.to_string();
+            match path_problem(&path) {
+                Some(PathProblem::NotAbsolute) => {
+                    return Err(TargetError::PathNotAbsolute { addr, port, path })
+                }
+                Some(PathProblem::BadChar(_)) => {
+                    return Err(TargetError::PathBadChar { addr, port, path })
+                }
+                None => {}
             }
         }
         Ok(Target {
@@ -218,6 +246,12 @@ mod tests {
             assert!(matches!(err, TargetError::PathBadChar { .. }), "{bad:?}");
             assert!(err.to_string().contains("percent-encode"), "{err}");
         }
+        assert_eq!(path_problem("/ok?a=1"), None);
+        assert_eq!(path_problem("ok"), Some(PathProblem::NotAbsolute));
+        assert_eq!(
+            path_problem("/caf\u{e9}"),
+            Some(PathProblem::BadChar('\u{e9}'))
+        );
         assert!(matches!(
             Target::tcp(A, 0),
             Err(TargetError::PortZero { .. })

@@ -103,6 +103,36 @@ impl PortRange {
     }
 }
 
+/// Why `name` cannot be the interface a mark rule matches, or `None`: a name Linux could
+/// give an interface (1 to 15 bytes, no `/`, `:`, whitespace), without `*`, `"` and `\`,
+/// which nft would read as a wildcard or quoting. [`MarkRule::validate`] applies it, and
+/// the configuration calls it for a vip's `interface`, so a file the rule writer would
+/// refuse is refused when it is read.
+pub fn iifname_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("the interface name is empty; leave it out to match every interface".into());
+    }
+    if name.len() > IFNAME_MAX {
+        return Some(format!(
+            "interface name \"{name}\" is {} bytes long; Linux interface names have at most {IFNAME_MAX}",
+            name.len()
+        ));
+    }
+    if name == "." || name == ".." {
+        return Some(format!("\"{name}\" cannot be an interface name"));
+    }
+    name.chars()
+        .find(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, '/' | ':' | '*' | '"' | '\\')
+        })
+        .map(|c| {
+            format!(
+                "interface name \"{}\" contains {c:?}, which bigbro does not accept in an interface name",
+                name.escape_debug()
+            )
+        })
+}
+
 /// One mark rule: `ip daddr VIP PROTO dport PORTS [iifname IF] meta mark set MARK`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct MarkRule {
@@ -143,29 +173,8 @@ impl MarkRule {
                     .to_string(),
             );
         }
-        if let Some(name) = &self.iifname {
-            if name.is_empty() {
-                return fail(
-                    "the interface name is empty; leave it out to match every interface".into(),
-                );
-            }
-            if name.len() > IFNAME_MAX {
-                return fail(format!(
-                    "interface name \"{name}\" is {} bytes long; Linux interface names have at most {IFNAME_MAX}",
-                    name.len()
-                ));
-            }
-            if name == "." || name == ".." {
-                return fail(format!("\"{name}\" cannot be an interface name"));
-            }
-            if let Some(c) = name.chars().find(|c| {
-                c.is_whitespace() || c.is_control() || matches!(c, '/' | ':' | '*' | '"' | '\\')
-            }) {
-                return fail(format!(
-                    "interface name \"{}\" contains {c:?}, which bigbro does not accept in an interface name",
-                    name.escape_debug()
-                ));
-            }
+        if let Some(reason) = self.iifname.as_deref().and_then(iifname_problem) {
+            return fail(reason);
         }
         Ok(())
     }
