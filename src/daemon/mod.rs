@@ -15,6 +15,7 @@
 //! service or table it does not own, and leaves IPVS and nf_tables as they are when it
 //! stops, so traffic keeps flowing while it restarts.
 
+mod adopt;
 pub mod controller;
 pub mod desired;
 pub mod handle;
@@ -23,10 +24,12 @@ pub mod kernel;
 pub mod metrics;
 pub mod nagios;
 pub mod notify;
+pub mod options;
 pub mod params;
 pub mod run;
 pub mod status;
 pub mod testing;
+mod weights;
 
 #[cfg(test)]
 mod controller_tests;

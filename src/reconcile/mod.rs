@@ -22,12 +22,14 @@ pub mod daemons;
 pub mod diff;
 pub mod kernel;
 pub mod marks;
+pub mod reconciler;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use diff::{diff, differs, Desired, DesiredService, Observed};
 pub use kernel::{FakeKernel, IpvsKernel};
 pub use marks::{FakeMarks, MarkTable};
+pub use reconciler::{DaemonsOutcome, MarksOutcome, PassOutcome, Reconciler, Scope};
 
 use crate::ipvs::{self, Op, ServiceKey};
 
