@@ -117,3 +117,95 @@ impl LiveWeights {
         stale.filter(|_| partial)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::weight::{Source, WeightChange};
+    use tokio::time::Instant;
+
+    fn key(cluster: &str, last: u8) -> NodeKey {
+        NodeKey::new(&ClusterName(cluster.into()), IpAddr::from([10, 0, 0, last]))
+    }
+
+    fn batch(changes: &[(&str, u8, u32)]) -> WeightBatch {
+        WeightBatch {
+            at: Instant::now(),
+            changes: changes
+                .iter()
+                .map(|(c, last, to)| WeightChange {
+                    key: key(c, *last),
+                    from: Weight::ZERO,
+                    to: Weight::clamped(u64::from(*to)),
+                    source: Source::Health,
+                })
+                .collect(),
+        }
+    }
+
+    fn names(list: &[&str]) -> BTreeSet<ClusterName> {
+        list.iter().map(|n| ClusterName((*n).into())).collect()
+    }
+
+    #[tokio::test]
+    async fn changes_apply_after_the_initial_weights_and_forgotten_nodes_stay_forgotten() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut w = LiveWeights::new(rx);
+        let web = ClusterName("web".into());
+        let update = ClusterUpdate {
+            added: vec![key("web", 1), key("web", 2)],
+            ..ClusterUpdate::default()
+        };
+        let initial = [
+            (key("web", 1).addr, Weight::clamped(1)),
+            (key("web", 2).addr, Weight::clamped(1)),
+        ];
+        w.cluster_set(&web, &initial, &update);
+        // The batch the driver sent before answering set_cluster, and one for a node
+        // nobody gave it.
+        tx.send(batch(&[("web", 1, 50), ("db", 9, 70)])).unwrap();
+        assert!(w.take_waiting());
+        assert!(!w.take_waiting(), "nothing else waits");
+        assert_eq!(w.get()[&key("web", 1)], Weight::clamped(50));
+        assert_eq!(w.get()[&key("web", 2)], Weight::clamped(1));
+        assert!(!w.get().contains_key(&key("db", 9)));
+        // A node removed by a reload goes; a change for it sent before is dropped.
+        let update = ClusterUpdate {
+            removed: vec![key("web", 2)],
+            kept: vec![key("web", 1)],
+            ..ClusterUpdate::default()
+        };
+        w.cluster_set(&web, &initial[..1], &update);
+        tx.send(batch(&[("web", 2, 80)])).unwrap();
+        w.take_waiting();
+        assert_eq!(w.get().len(), 1);
+        assert_eq!(
+            w.get()[&key("web", 1)],
+            Weight::clamped(50),
+            "kept nodes keep theirs"
+        );
+        w.cluster_removed(&web);
+        assert!(w.get().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_clusters_named_since_the_last_build_are_what_a_weight_pass_builds() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut w = LiveWeights::new(rx);
+        assert_eq!(w.take_stale(true), None, "nothing built yet: everything");
+        tx.send(batch(&[("web", 1, 5)])).unwrap();
+        tx.send(batch(&[("db", 1, 5)])).unwrap();
+        assert!(w.recv().await, "one wait takes every batch waiting");
+        assert_eq!(w.take_stale(true), Some(names(&["db", "web"])));
+        tx.send(batch(&[("web", 1, 6)])).unwrap();
+        w.take_waiting();
+        assert_eq!(w.take_stale(false), None, "a pass that builds everything");
+        assert_eq!(w.take_stale(true), Some(names(&[])));
+        tx.send(batch(&[("web", 1, 7)])).unwrap();
+        w.take_waiting();
+        w.all_stale();
+        assert_eq!(w.take_stale(true), None, "a command since: everything");
+        drop(tx);
+        assert!(!w.recv().await, "the driver stopped");
+    }
+}

@@ -23,6 +23,8 @@ pub mod diff;
 pub mod kernel;
 pub mod marks;
 pub mod reconciler;
+#[cfg(test)]
+mod reconciler_tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
