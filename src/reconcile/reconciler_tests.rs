@@ -12,10 +12,10 @@ use nix::libc;
 
 use super::diff::tests::{ip, key};
 use super::kernel::Read;
+use super::marks::tests::rule;
 use super::*;
 use crate::config::{SyncDaemon, SyncRole};
 use crate::ipvs::{DaemonState, Dest, Service};
-use crate::nft::{L4Proto, MarkRule, PortRange};
 
 type Fixture = Reconciler<FakeKernel, FakeMarks>;
 
@@ -51,6 +51,18 @@ fn full() -> Scope {
 /// The weight of 10.0.0.1 in service `mark` as the reconciler last read it.
 fn seen(r: &Fixture, mark: u32) -> Option<u32> {
     r.observed().get(&key(mark)).map(|o| o.dests[0].dest.weight)
+}
+
+/// The reads of a pass over service `mark` alone that writes to it: read, write, read
+/// again (no dump of every service).
+fn read_write_read(mark: u32) -> [Read; 4] {
+    let k = key(mark);
+    [
+        Read::Service(k),
+        Read::Dests(k),
+        Read::Service(k),
+        Read::Dests(k),
+    ]
 }
 
 /// Every service the ops the fake applied since the last call named.
@@ -123,15 +135,7 @@ async fn a_dirty_pass_leaves_every_other_service_as_it_was() {
     assert!(out.is_clean() && !out.full);
     assert_eq!(out.services, 1);
     assert_eq!(written(&k), keys(&[8]));
-    assert_eq!(
-        k.take_reads(),
-        [
-            Read::Service(key(8)),
-            Read::Dests(key(8)),
-            Read::Service(key(8)),
-            Read::Dests(key(8))
-        ]
-    );
+    assert_eq!(k.take_reads(), read_write_read(8));
     // The kernel keeps the hand edits, and the reading of 7 and 9 is the old one.
     assert!(k.save().contains("-a -f 7 -r 10.0.0.1:0 -i -w 55"));
     assert!(!k.save().contains("-f 9 "));
@@ -155,12 +159,7 @@ async fn a_dirty_pass_over_every_service_reads_only_those_that_differ() {
     assert_eq!(written(&k), keys(&[9]));
     assert_eq!(
         k.take_reads(),
-        [
-            Read::Service(key(9)),
-            Read::Dests(key(9)),
-            Read::Service(key(9)),
-            Read::Dests(key(9))
-        ],
+        read_write_read(9),
         "no dump, and 7 and 8 are not read"
     );
 }
@@ -243,16 +242,6 @@ async fn the_retry_delay_doubles_up_to_its_cap_and_a_clean_pass_resets_it() {
     k.clear_failures();
     assert!(r.pass(full(), &owned).await.is_clean());
     assert_eq!(r.retry_delay(first, cap), first);
-}
-
-fn rule(mark: u32) -> MarkRule {
-    MarkRule {
-        daddr: "192.0.2.10".parse().unwrap(),
-        proto: L4Proto::Tcp,
-        ports: PortRange::single(80),
-        iifname: None,
-        mark,
-    }
 }
 
 #[tokio::test]
