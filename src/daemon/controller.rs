@@ -30,8 +30,13 @@
 //! each service as the last pass that read it found it (read again after every write),
 //! without a read of its own.
 //!
-//! It never writes to the kernel itself (only the reconciler writes, and only owned keys),
-//! and shutting down leaves IPVS and nf_tables exactly as they are.
+//! The weights it programs come one way: the weight driver sends each change, the
+//! controller applies it to its own map (`src/daemon/weights.rs`) and never asks the
+//! driver for its weights; the published status shows that same map.
+//!
+//! It never writes to or reads the kernel itself, and keeps no kernel-facing state (what
+//! was read, what is dirty or failed, orphans, drains): that is the reconciler's, which
+//! writes only owned keys. Shutting down leaves IPVS and nf_tables exactly as they are.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

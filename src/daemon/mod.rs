@@ -2,14 +2,18 @@
 //! policy, the reconciler, IPVS and nf_tables into one running controller.
 //!
 //! [`Handle`] is its control and query interface (the HTTP API, the signal handlers and
-//! tests use it); `controller` is the one task that owns the state and drives the
-//! reconciler; `desired` builds the desired kernel state (with big_brother's downpage,
-//! active_passive and relay rules); `params` maps configuration to the weight policy;
+//! tests use it); `controller` is the one task that owns the daemon's state (the
+//! configuration, the running clusters, the weights it programs) and runs its event loop
+//! and commands (`controller/lifecycle.rs`, `controller/reload.rs`), handing every kernel
+//! write to `reconcile::Reconciler`, which owns the kernel-facing state; `weights` keeps
+//! the weight map from the weight driver's batches; `desired` builds the desired kernel
+//! state (with big_brother's downpage, active_passive and relay rules); `adopt` takes a
+//! running cluster over from the kernel; `params` maps configuration to the weight policy;
 //! `interpol` and `nagios` are big_brother's multi-datacenter discovery and passive checks;
 //! `kernel` connects lazily to IPVS and nf_tables; `notify` speaks systemd's notification
-//! protocol; `run` is the `bigbro daemon` entry point with its signal handling; `metrics`
-//! and `status` are what it shows; `testing` runs it on in-memory fakes for tests of what
-//! sits on top of the handle.
+//! protocol; `options` is how it runs; `run` is the `bigbro daemon` entry point with its
+//! signal handling; `metrics` and `status` are what it shows; `testing` runs it on
+//! in-memory fakes for tests of what sits on top of the handle.
 //!
 //! The daemon never writes to the kernel except through `reconcile`, never touches a
 //! service or table it does not own, and leaves IPVS and nf_tables as they are when it

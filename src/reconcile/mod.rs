@@ -1,12 +1,17 @@
-//! The reconciler: the only writer to the kernel. A pass reads the IPVS services bigbro
-//! owns (nothing else is read or touched), diffs them against the desired state, and sends
-//! the minimal operations as one batch.
+//! The reconciler: the only writer to the kernel. [`Reconciler`] (`reconciler.rs`) owns
+//! the kernel-facing state across passes: the owned services as last read, the dirty set,
+//! errors and backoff, orphans and drains; the daemon's controller only tells it when to
+//! run and what is desired. Below it, one file per concern: `diff` (desired against
+//! observed, as operations), `kernel` (the IPVS seam and its fake), `marks` (the nf_tables
+//! mark rules and their fake), `daemons` (the IPVS sync daemons), and here the pass itself.
 //!
-//! A pass reads in one of two ways ([`Reading`]): a dump of every service and then the
-//! destinations of each owned one (a full pass, which also sees owned services that were
-//! added behind bigbro's back), or one request per given service (a pass over the few
-//! services whose desired state changed). Either way the diff is limited to the keys the
-//! pass was given: a service outside them is never read, edited or deleted.
+//! A pass reads the IPVS services bigbro owns (nothing else is read or touched), diffs
+//! them against the desired state, and sends the minimal operations as one batch. It reads
+//! in one of two ways ([`Reading`]): a dump of every service and then the destinations of
+//! each owned one (a full pass, which also sees owned services that were added behind
+//! bigbro's back), or one request per given service (a pass over the few services whose
+//! desired state changed). Either way the diff is limited to the keys the pass was given:
+//! a service outside them is never read, edited or deleted.
 //!
 //! Kernel errors are handled by looking again rather than by guessing: a pass whose batch
 //! had failures reads once more and retries the diff, so "already exists" becomes an edit,
