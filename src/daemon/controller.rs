@@ -153,6 +153,7 @@ struct Controller<K, M> {
     last_weights_pass: Option<Instant>,
     pollers: Pollers,
     nagios: Reporter,
+    /// The last kernel error logged while IPVS cannot be read (each one is logged once).
     logged_kernel_error: Option<String>,
 }
 

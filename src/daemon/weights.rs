@@ -48,7 +48,8 @@ impl LiveWeights {
     }
 
     /// Waits for the next batch and applies it with every batch already waiting behind
-    /// it. False when the driver has stopped.
+    /// it. False when the driver has stopped. Cancel-safe (for `select!`): a batch is
+    /// applied as soon as it is taken from the channel, with no wait in between.
     pub async fn recv(&mut self) -> bool {
         match self.batches.recv().await {
             Some(batch) => {
