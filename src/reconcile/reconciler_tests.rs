@@ -15,7 +15,7 @@ use super::kernel::Read;
 use super::marks::tests::rule;
 use super::*;
 use crate::config::{SyncDaemon, SyncRole};
-use crate::ipvs::{DaemonState, Dest, Service};
+use crate::ipvs::{DaemonState, Dest, Op, Service, ServiceKey};
 
 type Fixture = Reconciler<FakeKernel, FakeMarks>;
 
