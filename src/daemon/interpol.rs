@@ -9,14 +9,16 @@
 //! weight and its missed-poll count is reset (big_brother never reset it); a missing one
 //! goes to weight 0 and is removed after `max_down_ticks` further misses; a new one is
 //! added. The poller only reads interpol and reports; the controller decides and the
-//! reconciler writes.
+//! reconciler writes. [`Pollers`] keeps one poller per running multi-datacenter cluster
+//! for the controller, and [`take`] is what the controller does with a poll.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use crate::config::Cluster;
 use crate::desired::Remote;
@@ -214,6 +216,84 @@ pub async fn poll(cluster: Cluster, generation: u64, out: mpsc::Sender<Poll>) {
             return;
         }
     }
+}
+
+/// The interpol pollers of the running clusters, one per cluster with interpol
+/// endpoints. Each poll names its poller's generation, so the polls of a poller that was
+/// replaced or stopped since are ignored.
+pub(crate) struct Pollers {
+    pollers: BTreeMap<ClusterName, (u64, JoinHandle<()>)>,
+    generation: u64,
+    out: mpsc::Sender<Poll>,
+}
+
+impl Pollers {
+    pub fn new(out: mpsc::Sender<Poll>) -> Pollers {
+        Pollers {
+            pollers: BTreeMap::new(),
+            generation: 0,
+            out,
+        }
+    }
+
+    /// (Re)starts the poller of `c`, if it has interpol endpoints.
+    pub fn start(&mut self, c: &Cluster) {
+        self.stop(&c.name);
+        if c.interpol.is_empty() {
+            return;
+        }
+        self.generation += 1;
+        let task = tokio::spawn(poll(c.clone(), self.generation, self.out.clone()));
+        self.pollers.insert(c.name.clone(), (self.generation, task));
+    }
+
+    pub fn stop(&mut self, name: &ClusterName) {
+        if let Some((_, task)) = self.pollers.remove(name) {
+            task.abort();
+        }
+    }
+
+    pub fn stop_all(&mut self) {
+        for (_, (_, task)) in std::mem::take(&mut self.pollers) {
+            task.abort();
+        }
+    }
+
+    /// Whether `poll` comes from the cluster's current poller.
+    pub fn is_current(&self, poll: &Poll) -> bool {
+        self.pollers.get(&poll.cluster).map(|p| p.0) == Some(poll.generation)
+    }
+}
+
+/// Whether a cluster configured as `before` and now as `after` needs a new poller.
+pub fn poller_changed(before: &Cluster, after: &Cluster) -> bool {
+    let inputs = |c: &Cluster| {
+        (
+            c.interpol.clone(),
+            c.fwmark,
+            c.offset,
+            c.check_interval,
+            c.non_egress_locations.clone(),
+        )
+    };
+    inputs(before) != inputs(after)
+}
+
+/// Applies one poll to a running cluster's remote nodes (see [`update`]), logging the
+/// nodes that come and go. Returns whether anything changed (the cluster needs a pass).
+pub fn take(poll: &Poll, remote: &mut BTreeMap<IpAddr, Remote>, max_down_ticks: u32) -> bool {
+    let before: BTreeSet<IpAddr> = remote.keys().copied().collect();
+    if !update(remote, &poll.remote, max_down_ticks) {
+        return false;
+    }
+    let after: BTreeSet<IpAddr> = remote.keys().copied().collect();
+    for a in after.difference(&before) {
+        tracing::info!("Adding remote {a} to cluster {}", poll.cluster);
+    }
+    for a in before.difference(&after) {
+        tracing::info!("Removing remote {a} from cluster {}", poll.cluster);
+    }
+    true
 }
 
 #[cfg(test)]

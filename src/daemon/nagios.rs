@@ -8,14 +8,19 @@
 //! with an argument vector and the line `host,check,code,message` on its standard input,
 //! so nothing in the configuration can inject a command. Sending runs in its own task; a
 //! failure is logged and counted, never retried in a loop, and never delays the kernel.
+//! [`Reporter`] keeps, for the controller, what was last sent for each cluster.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 
-use crate::config::Nagios;
+use super::metrics::Metrics;
+use crate::config::{Model, Nagios};
+use crate::desired::{weight_of, Running, Weights};
+use crate::types::{ClusterName, Weight};
 
 /// How long `send_nsca` may take before it is killed.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -93,6 +98,74 @@ pub async fn send(program: &Path, n: &Nagios, c: &Check) -> Result<(), String> {
             output.status,
             String::from_utf8_lossy(&output.stderr).trim()
         ))
+    }
+}
+
+/// Sends the nagios checks of the running clusters when their number of nodes down
+/// changes.
+pub(crate) struct Reporter {
+    /// `send_nsca`.
+    program: PathBuf,
+    metrics: Metrics,
+    /// Nodes-down count of the last notification, by cluster.
+    last: BTreeMap<ClusterName, usize>,
+}
+
+impl Reporter {
+    pub fn new(program: PathBuf, metrics: Metrics) -> Reporter {
+        Reporter {
+            program,
+            metrics,
+            last: BTreeMap::new(),
+        }
+    }
+
+    /// Forgets a cluster that stopped (its next start notifies again).
+    pub fn forget(&mut self, name: &ClusterName) {
+        self.last.remove(name);
+    }
+
+    /// Sends, in tasks of their own, the checks whose count changed.
+    pub fn report(
+        &mut self,
+        model: &Model,
+        running: &BTreeMap<ClusterName, Running>,
+        weights: &Weights,
+    ) {
+        for c in &model.clusters {
+            let Some(n) = &c.nagios else { continue };
+            if !running.contains_key(&c.name) || c.nodes.is_empty() {
+                continue;
+            }
+            let down = c
+                .nodes
+                .iter()
+                .filter(|node| weight_of(weights, c, node.address) == Weight::ZERO)
+                .count();
+            if self.last.get(&c.name) == Some(&down) {
+                continue;
+            }
+            self.last.insert(c.name.clone(), down);
+            let check = check(down, c.nodes.len());
+            let (n, program, metrics, name) = (
+                n.clone(),
+                self.program.clone(),
+                self.metrics.clone(),
+                c.name.clone(),
+            );
+            tokio::spawn(async move {
+                match send(&program, &n, &check).await {
+                    Ok(()) => {
+                        tracing::info!("nagios: {}", line(&n, &check).trim_end());
+                        metrics.nagios(true);
+                    }
+                    Err(e) => {
+                        tracing::error!("nagios notification for cluster {name}: {e}");
+                        metrics.nagios(false);
+                    }
+                }
+            });
+        }
     }
 }
 

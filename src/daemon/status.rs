@@ -4,15 +4,21 @@
 //! pass, mark rules, sync daemon, reloads). These are the answers of [`super::Handle`]'s
 //! queries, shaped to serialize to JSON as they are.
 //!
+//! [`cluster_status`] builds a cluster's status from the controller's state and the
+//! reconciler's last reading, when the controller publishes.
+//!
 //! Plain data: building or reading a status never changes anything.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::config::{BackendMode, Scheduler};
-use crate::ipvs::{self, DestEntry};
+use crate::config::{BackendMode, Cluster, Scheduler};
+use crate::desired::ClusterKeys;
+use crate::desired::{self, Running, Weights};
+use crate::ipvs::{self, DestEntry, ServiceKey};
 use crate::reconcile::Observed;
 use crate::types::{ClusterName, Fwmark, Weight};
 use crate::weight::{ClusterSnapshot, NodeSnapshot};
@@ -268,4 +274,84 @@ pub struct ReloadStatus {
     /// Why the last reload was refused: every configuration error, one per line. Empty
     /// once a reload succeeds.
     pub last_errors: Vec<String>,
+}
+
+/// The status of `c`: running when `run` is given, with the weights the daemon programs,
+/// and its services as the reconciler last read them (`observed`) with the errors of its
+/// last pass (`errors`, by service; those under no key concern every cluster). The policy
+/// views are left empty.
+pub fn cluster_status(
+    c: &Cluster,
+    run: Option<&Running>,
+    weights: &Weights,
+    observed: &BTreeMap<ServiceKey, Observed>,
+    errors: &BTreeMap<Option<ServiceKey>, Vec<String>>,
+) -> ClusterStatus {
+    let kernel = observed
+        .get(&c.service_key())
+        .map(KernelService::from_observed);
+    let relay_kernel = c
+        .relay_service_key()
+        .and_then(|k| observed.get(&k))
+        .map(KernelService::from_observed);
+    let weight = |addr| match run {
+        Some(_) => desired::weight_of(weights, c, addr),
+        None => Weight::ZERO,
+    };
+    let nodes = c
+        .nodes
+        .iter()
+        .map(|n| NodeStatus {
+            address: n.address,
+            port: n.port,
+            path: n.path.clone(),
+            priority: n.priority,
+            weight: weight(n.address),
+            in_ipvs: run.is_some_and(|r| !c.is_active_passive() || r.active == Some(n.address)),
+            kernel: kernel.as_ref().and_then(|k| k.dest(n.address)).cloned(),
+            policy: None,
+        })
+        .collect();
+    let remote_nodes = run
+        .map(|r| {
+            r.remote
+                .iter()
+                .map(|(a, rem)| RemoteNodeStatus {
+                    address: *a,
+                    weight: rem.weight,
+                    down_ticks: rem.down_ticks,
+                    location: rem.location.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut own_errors: Vec<String> = Vec::new();
+    if run.is_some() {
+        for key in std::iter::once(Some(c.service_key()))
+            .chain(std::iter::once(c.relay_service_key()).filter(Option::is_some))
+            .chain(std::iter::once(None))
+        {
+            own_errors.extend(errors.get(&key).into_iter().flatten().cloned());
+        }
+    }
+    ClusterStatus {
+        name: c.name.clone(),
+        fwmark: c.fwmark,
+        relay_fwmark: c.relay_fwmark(),
+        scheduler: c.scheduler,
+        backend_mode: c.backend_mode,
+        running: run.is_some(),
+        combined_weight: run.map_or(0, |_| desired::combined_weight(weights, c)),
+        nodes,
+        remote_nodes,
+        downpage: c.downpage.map(|address| DownpageStatus {
+            address,
+            active: run.is_some_and(|r| desired::downpage_wanted(c, r, weights)),
+        }),
+        active_node: run.and_then(|r| r.active).filter(|_| c.is_active_passive()),
+        kernel,
+        relay_kernel,
+        errors: own_errors,
+        policy: None,
+    }
 }

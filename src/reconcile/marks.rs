@@ -128,11 +128,12 @@ impl MarkTable for FakeMarks {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::nft::{L4Proto, PortRange};
 
-    fn rule(mark: u32) -> MarkRule {
+    /// A rule for 192.0.2.10:80/tcp marked `mark` (shared with the reconciler's tests).
+    pub(crate) fn rule(mark: u32) -> MarkRule {
         MarkRule {
             daddr: "192.0.2.10".parse().unwrap(),
             proto: L4Proto::Tcp,

@@ -1,6 +1,7 @@
 //! The weight driver: a tokio task that owns the probe scheduler and the weight policy. It
 //! feeds every sample to the policy, re-evaluates on a tick (ramps, override expiries,
-//! override files), and sends each batch of weight changes on a channel for the reconciler.
+//! override files), and sends each batch of weight changes on a channel: the daemon applies
+//! them to the map it programs (`src/daemon/weights.rs`), and never asks for the weights.
 //! The daemon and the API talk to it through a cloneable `DriverHandle`.
 //!
 //! It is the policy's only clock: `Instant::now()` is read here and passed in, so the whole
@@ -181,7 +182,8 @@ impl DriverHandle {
         self.ask(Command::Snapshot).await
     }
 
-    /// Every node's current weight (what the reconciler should program).
+    /// A copy of every node's current weight, for tests and tools (O(nodes)). The daemon
+    /// keeps its own map from the batches instead (`src/daemon/weights.rs`).
     pub async fn weights(&self) -> Result<BTreeMap<NodeKey, Weight>, DriverError> {
         self.ask(Command::Weights).await
     }
@@ -329,6 +331,10 @@ impl<P: Prober> Driver<P> {
         }
     }
 
+    /// Carries out a command. A command that changes weights (nodes, overrides) is
+    /// evaluated at once, and its batch is sent before its answer: whoever asked finds
+    /// every change it caused waiting on the batch channel when the answer comes (the
+    /// daemon's weight map relies on it, `src/daemon/weights.rs`).
     pub(super) fn command(&mut self, command: Command) {
         let now = Instant::now();
         let over = |r: OverrideRequest| Override::new(r.force, r.reason, now, r.ttl);
@@ -336,11 +342,13 @@ impl<P: Prober> Driver<P> {
             Command::SetCluster(cluster, nodes, reply) => {
                 let result = self.policy.set_cluster(&cluster, nodes, now);
                 self.sync_probes();
+                self.evaluate(false);
                 let _ = reply.send(result);
             }
             Command::RemoveCluster(cluster, reply) => {
                 let removed = self.policy.remove_cluster(&cluster);
                 self.sync_probes();
+                self.evaluate(false);
                 let _ = reply.send(removed);
             }
             Command::NodeOverride(key, request, reply) => {
@@ -351,6 +359,7 @@ impl<P: Prober> Driver<P> {
                     }
                     None => self.policy.clear_node_override(&key),
                 };
+                self.evaluate(false);
                 let _ = reply.send(result);
             }
             Command::ClusterOverride(cluster, request, reply) => {
@@ -365,19 +374,16 @@ impl<P: Prober> Driver<P> {
                     }
                     None => self.policy.clear_cluster_override(&cluster),
                 };
+                self.evaluate(false);
                 let _ = reply.send(result);
             }
             Command::Snapshot(reply) => {
                 let _ = reply.send(self.policy.snapshot(now));
-                return;
             }
             Command::Weights(reply) => {
                 let _ = reply.send(self.policy.weights());
-                return;
             }
         }
-        // Overrides and node changes take effect at once, not at the next tick.
-        self.evaluate(false);
     }
 }
 
