@@ -117,6 +117,17 @@ impl Shared {
         bounded(self.limits.backend_timeout, call).await
     }
 
+    /// Runs a command that changes the daemon in a task of its own, bounded by
+    /// `backend_timeout`: once the request is read whole, the command is carried out even
+    /// if the client goes away and the request's future is dropped (see [`detached`]).
+    pub async fn command<T, F>(&self, command: impl FnOnce(Handle) -> F) -> Result<T, Failure>
+    where
+        F: Future<Output = Result<T, daemon::Error>> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.call(detached(command(self.handle.clone()))).await
+    }
+
     /// Runs a query that cannot fail, bounded by `backend_timeout`.
     pub async fn query<T>(&self, query: impl Future<Output = T>) -> Result<T, Failure> {
         self.call(async { Ok(query.await) }).await
@@ -132,6 +143,21 @@ pub async fn bounded<T>(
     match tokio::time::timeout(limit, call).await {
         Ok(result) => result.map_err(Failure::Daemon),
         Err(_) => Err(Failure::Timeout(limit)),
+    }
+}
+
+/// Runs `call` in a task of its own and waits for it. Dropping the returned future (hyper
+/// drops a handler when its connection ends) leaves the task running, so a command sent to
+/// the daemon is never cut between "sent" and "done". A panic in the task goes on in the
+/// caller (the 500 of `catch_panic`).
+pub async fn detached<T: Send + 'static>(
+    call: impl Future<Output = Result<T, daemon::Error>> + Send + 'static,
+) -> Result<T, daemon::Error> {
+    match tokio::spawn(call).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Only when the runtime itself shuts down.
+        Err(_) => Err(daemon::Error::Stopped),
     }
 }
 
@@ -223,6 +249,10 @@ impl Listener {
             .header_read_timeout(self.limits.header_timeout)
             .max_buf_size(self.limits.max_head.max(8192))
             .max_headers(self.limits.max_headers)
+            // A client may shut down its write side once its request is sent (`printf ... |
+            // nc -N`, busybox nc): the end of its input is not the end of the exchange, and
+            // without this hyper dropped the request in flight on seeing it.
+            .half_close(true)
             .keep_alive(true);
         let mut stop = pin!(stop);
         loop {
@@ -431,6 +461,23 @@ async fn method_not_allowed(method: Method, request: Request) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_detached_call_completes_when_its_caller_is_dropped() {
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let (done, finished) = tokio::sync::oneshot::channel();
+        let caller = detached(async move {
+            let _ = released.await;
+            let _ = done.send("carried out");
+            Ok(())
+        });
+        // The caller starts the call, then goes (as a handler whose client closed).
+        let mut caller = Box::pin(caller);
+        assert!(futures::poll!(caller.as_mut()).is_pending());
+        drop(caller);
+        release.send(()).unwrap();
+        assert_eq!(finished.await, Ok("carried out"));
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_daemon_that_does_not_answer_is_a_timeout() {
