@@ -21,13 +21,14 @@ use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use futures::FutureExt;
+use futures_util::FutureExt;
+use hyper::service::Service as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
 
 use super::auth::{self, ListenError, Token};
 use super::deadline::WriteDeadline;
@@ -279,11 +280,11 @@ impl Listener {
                 }
             };
             while connections.try_join_next().is_some() {}
-            let app = app.clone();
+            let app = TowerToHyperService::new(app.clone());
             let service =
                 hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
                     request.extensions_mut().insert(Peer(peer));
-                    app.clone().oneshot(request.map(Body::new))
+                    app.call(request.map(Body::new))
                 });
             let stream = WriteDeadline::new(stream, self.limits.write_timeout);
             let connection = http.serve_connection(TokioIo::new(stream), service);
@@ -473,7 +474,7 @@ mod tests {
         });
         // The caller starts the call, then goes (as a handler whose client closed).
         let mut caller = Box::pin(caller);
-        assert!(futures::poll!(caller.as_mut()).is_pending());
+        assert!(caller.as_mut().now_or_never().is_none());
         drop(caller);
         release.send(()).unwrap();
         assert_eq!(finished.await, Ok("carried out"));

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::rngs::StdRng;
+use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -62,7 +62,7 @@ pub struct Scheduler<P: Prober = NetProber> {
     prober: Arc<P>,
     samples: mpsc::Sender<Sample>,
     tasks: HashMap<Target, Task>,
-    rng: StdRng,
+    rng: SmallRng,
     /// Targets looked at by `sync` and `set` so far (see `examined`).
     examined: u64,
 }
@@ -71,15 +71,15 @@ impl<P: Prober> Scheduler<P> {
     /// Samples go to `samples`; if its receiver lags, the probes of the targets waiting to
     /// send are held back (and resume on their next tick), nothing is buffered without bound.
     pub fn new(prober: P, samples: mpsc::Sender<Sample>) -> Scheduler<P> {
-        Scheduler::with_rng(prober, samples, StdRng::from_os_rng())
+        Scheduler::with_rng(prober, samples, SmallRng::from_os_rng())
     }
 
     /// Same, with reproducible jitter (for tests).
     pub fn with_seed(prober: P, samples: mpsc::Sender<Sample>, seed: u64) -> Scheduler<P> {
-        Scheduler::with_rng(prober, samples, StdRng::seed_from_u64(seed))
+        Scheduler::with_rng(prober, samples, SmallRng::seed_from_u64(seed))
     }
 
-    fn with_rng(prober: P, samples: mpsc::Sender<Sample>, rng: StdRng) -> Scheduler<P> {
+    fn with_rng(prober: P, samples: mpsc::Sender<Sample>, rng: SmallRng) -> Scheduler<P> {
         Scheduler {
             prober: Arc::new(prober),
             samples,
