@@ -7,6 +7,11 @@
 //! deadline; it can never hold the daemon: every call into it is bounded by
 //! `Limits::backend_timeout`, and on shutdown every connection by
 //! `Limits::shutdown_grace`.
+//!
+//! A request read whole is never lost to the way its client closes: a client that shuts
+//! down its write side after sending (`printf ... | nc -N`) is still answered (hyper's
+//! half-close support), and a command sent to the daemon runs in a task of its own
+//! (`Shared::command`), so it is carried out even if the client goes away first.
 
 use std::future::Future;
 use std::net::SocketAddr;
