@@ -1,6 +1,5 @@
 //! The `bigbro` binary: the daemon, its tools, and `ipvsadm` when invoked under that name.
 
-use std::io::IsTerminal;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -208,15 +207,24 @@ fn main() -> ExitCode {
 }
 
 /// Logs go to stderr through tracing: info by default, debug with `-v`. `RUST_LOG`, when
-/// set, takes precedence.
+/// set to a list of `target=level` with an optional default level (`debug`,
+/// `bigbro=debug,netlink_proto=warn`), takes precedence; a value that does not parse is
+/// ignored.
 fn init_logging(verbose: bool) {
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let default = if verbose { "debug" } else { "info" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .and_then(|v| v.parse::<Targets>().ok())
+        .unwrap_or_else(|| default.parse().expect("a level is a valid filter"));
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(false)
         .with_writer(std::io::stderr)
+        .finish()
+        .with(filter)
         .try_init();
 }
 

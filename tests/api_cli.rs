@@ -250,3 +250,30 @@ async fn an_unreachable_daemon_exits_3() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("must start with http://"), "{}", r.stderr);
 }
+
+#[tokio::test]
+async fn an_https_url_is_refused_the_api_is_plain_http() {
+    // A listening port that must see no connection: the refusal comes before any.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    for command in [&["status"][..], &["start", "web"], &["reload"]] {
+        let mut args = command.to_vec();
+        args.extend(["--url", &url]);
+        let r = bigbro(&args).await;
+        assert_eq!(r.code, 1, "{command:?}: {}", r.stderr);
+        assert_eq!(
+            r.stderr,
+            format!(
+                "bigbro: --url \"{url}\" is https://, but the API is plain HTTP (the daemon serves no TLS): use http://, for example http://127.0.0.1:9292\n"
+            ),
+            "{command:?}"
+        );
+        assert_eq!(r.stdout, "");
+    }
+    let accepted = listener.accept();
+    assert!(
+        matches!(&accepted, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the client connected: {accepted:?}"
+    );
+}

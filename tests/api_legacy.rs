@@ -222,3 +222,99 @@ async fn head_answers_like_get_without_a_body() {
         Some(get.body.len().to_string().as_str())
     );
 }
+
+/// Sends `raw` and shuts down the write side at once, as `printf ... | nc -N` does, then
+/// reads the whole answer.
+async fn half_closed(addr: std::net::SocketAddr, raw: &str) -> api_common::Reply {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(raw.as_bytes()).await.unwrap();
+    // TcpStream::shutdown(Write): the client's FIN follows the request at once.
+    stream.shutdown().await.unwrap();
+    let mut bytes = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut bytes),
+    )
+    .await
+    .expect("answer within 10 s")
+    .expect("read the answer");
+    assert!(!bytes.is_empty(), "no answer to a half-closed {raw:?}");
+    api_common::parse(&bytes, false)
+}
+
+// Two workers, as in the daemon: on one thread the answer was always ready before the
+// server saw the end of the input.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_half_closes_after_its_request_is_answered_and_obeyed() {
+    let api = start(CONFIG).await;
+    // Several rounds: losing the request was a race between the handler and the EOF.
+    for round in 0..10 {
+        for (version, extra) in [("HTTP/1.0", ""), ("HTTP/1.1", "Host: bigbro\r\n")] {
+            let put = format!("PUT /cluster/web {version}\r\n{extra}\r\n");
+            let r = half_closed(api.addr, &put).await;
+            assert_eq!(
+                (r.status, r.text().as_str()),
+                (200, "OK"),
+                "{round} {put:?}"
+            );
+            assert!(
+                api.fake.kernel.save().contains("-A -f 7 -s wrr"),
+                "{round} {put:?}: {}",
+                api.fake.kernel.save()
+            );
+            let r = half_closed(
+                api.addr,
+                &format!("GET /cluster/web/status {version}\r\n{extra}\r\n"),
+            )
+            .await;
+            assert_eq!(r.status, 200, "{round} {version}");
+            assert!(
+                r.text().starts_with("Running: true\n"),
+                "{round} {version}: {}",
+                r.text()
+            );
+            let delete = format!("DELETE /cluster/web {version}\r\n{extra}\r\n");
+            let r = half_closed(api.addr, &delete).await;
+            assert_eq!(
+                (r.status, r.text().as_str()),
+                (200, "OK"),
+                "{round} {delete:?}"
+            );
+            assert!(
+                !api.fake.kernel.save().contains("-f 7 "),
+                "{round} {delete:?}: {}",
+                api.fake.kernel.save()
+            );
+        }
+    }
+    // The JSON API the same way.
+    let r = half_closed(
+        api.addr,
+        "POST /api/v1/clusters/web/start HTTP/1.0\r\nContent-Length: 0\r\n\r\n",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["result"], "started");
+    assert!(api.fake.kernel.save().contains("-A -f 7 -s wrr"));
+}
+
+// Two workers: the server and the daemon run while the client goes, as in the daemon.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_whose_client_goes_away_is_still_carried_out() {
+    let api = start(CONFIG).await;
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = tokio::net::TcpStream::connect(api.addr).await.unwrap();
+        stream
+            .write_all(b"PUT /cluster/web HTTP/1.0\r\n\r\n")
+            .await
+            .unwrap();
+        // Closed whole without reading: nobody is left to answer.
+    }
+    api.wait("web started by a client that left", |s| {
+        s.iter().any(|c| c.name.as_str() == "web" && c.running)
+    })
+    .await;
+    assert!(api.fake.kernel.save().contains("-A -f 7 -s wrr"));
+}

@@ -287,3 +287,57 @@ fn the_unpacked_package_works_together() {
         }
     }
 }
+
+/// A `rust-version` such as "1.88" or "1.88.0", for comparison.
+fn rust_version(text: &str) -> (u64, u64, u64) {
+    let mut parts = text.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
+    let mut next = || parts.next().unwrap_or(0);
+    (next(), next(), next())
+}
+
+/// Cargo.toml's `rust-version` is true: no dependency (of any kind, on this platform)
+/// declares a newer one. Only one toolchain is installed where the crate is built, so this
+/// is what keeps the field honest for the dependencies; clippy's `incompatible_msrv` lint
+/// checks our own code against it. Offline and fast: `cargo metadata` reads Cargo.lock.
+#[test]
+fn rust_version_covers_every_dependency() {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_string());
+    let host = Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .expect("run rustc -vV");
+    let host = String::from_utf8_lossy(&host.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .expect("rustc -vV names the host");
+    let out = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["--filter-platform", &host])
+        .current_dir(MANIFEST_DIR)
+        .output()
+        .expect("run cargo metadata");
+    assert!(
+        out.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let packages = metadata["packages"].as_array().unwrap();
+    let declared = |p: &serde_json::Value| p["rust_version"].as_str().map(rust_version);
+    let ours = packages
+        .iter()
+        .find(|p| p["name"] == "bigbro")
+        .and_then(declared)
+        .expect("Cargo.toml declares rust-version");
+    let newer: Vec<String> = packages
+        .iter()
+        .filter(|p| declared(p).is_some_and(|v| v > ours))
+        .map(|p| format!("{} {} needs {}", p["name"], p["version"], p["rust_version"]))
+        .collect();
+    assert!(
+        newer.is_empty(),
+        "Cargo.toml's rust-version {ours:?} is older than what these need (raise it):\n{}",
+        newer.join("\n")
+    );
+    assert!(packages.len() > 50, "only {} packages", packages.len());
+}

@@ -5,16 +5,19 @@
 //! Exit status: 0 done (also when there was nothing to do: already running, not drained);
 //! 1 the daemon refused or failed (the message says why); 3 the daemon cannot be reached.
 //! The token is read from `--token-file`, sent only in the `Authorization` header and never
-//! printed. The client never follows redirects and never uses a proxy.
+//! printed. The client never follows redirects and never uses a proxy: `transport` sends
+//! each request on a connection of its own (connect within 5 s, the whole exchange within
+//! 30 s) and refuses `https://` (the API is plain HTTP).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
+use hyper::Method;
 use serde_json::Value;
 
 use super::auth::Token;
+use super::transport::{self, DaemonUrl};
 
 /// The local daemon (big_brother's port).
 pub const DEFAULT_URL: &str = "http://127.0.0.1:9292";
@@ -126,8 +129,7 @@ pub async fn run_async(target: &Target, command: Command) -> Outcome {
 }
 
 struct Client {
-    http: reqwest::Client,
-    base: String,
+    url: DaemonUrl,
     token: Option<Token>,
 }
 
@@ -139,13 +141,8 @@ struct Answer {
 
 impl Client {
     fn new(target: &Target) -> Result<Client, Outcome> {
-        let base = target.url.trim_end_matches('/').to_string();
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(Outcome::refused(format!(
-                "bigbro: --url {} must start with http:// (for example {DEFAULT_URL})\n",
-                super::error::quote(&target.url)
-            )));
-        }
+        let url = DaemonUrl::parse(&target.url)
+            .map_err(|e| Outcome::refused(format!("bigbro: {e}\n")))?;
         let token = match &target.token_file {
             None => None,
             Some(path) => match Token::from_file(path) {
@@ -153,58 +150,52 @@ impl Client {
                 Err(e) => return Err(Outcome::refused(format!("bigbro: {e}\n"))),
             },
         };
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| Outcome::refused(format!("bigbro: cannot make an HTTP client: {e}\n")))?;
-        Ok(Client { http, base, token })
+        Ok(Client { url, token })
     }
 
     async fn send(
         &self,
-        method: reqwest::Method,
+        method: Method,
         path: &str,
         body: Option<Value>,
     ) -> Result<Answer, Outcome> {
-        let url = format!("{}{path}", self.base);
-        let mut request = self.http.request(method, &url);
-        if let Some(token) = &self.token {
-            request = request.header(reqwest::header::AUTHORIZATION, token.header_value());
-        }
-        if let Some(body) = body {
-            request = request
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.to_string());
-        }
-        let response = request.send().await.map_err(|e| {
-            Outcome::unreachable(format!(
-                "bigbro: cannot reach the daemon at {}: {} (is `bigbro daemon` running? see --url)\n",
-                self.base,
-                error_chain(&e)
-            ))
-        })?;
-        let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(|e| {
-            Outcome::unreachable(format!(
-                "bigbro: the daemon at {} broke off its answer: {}\n",
-                self.base,
-                error_chain(&e)
-            ))
-        })?;
+        let body = body.map(|b| b.to_string());
+        let response = transport::exchange(&self.url, self.token.as_ref(), method, path, body)
+            .await
+            .map_err(|e| {
+                let base = &self.url.text;
+                Outcome::unreachable(if e.broke_off() {
+                    format!(
+                        "bigbro: the daemon at {base} broke off its answer: {}\n",
+                        error_chain(&e)
+                    )
+                } else {
+                    format!(
+                        "bigbro: cannot reach the daemon at {base}: {} (is `bigbro daemon` running? see --url)\n",
+                        error_chain(&e)
+                    )
+                })
+            })?;
+        let bytes = response.body;
         let json = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).trim().to_string()));
-        Ok(Answer { status, json })
+        Ok(Answer {
+            status: response.status,
+            json,
+        })
     }
 }
 
+/// The error and its sources, each once (a source whose text its error already shows is
+/// skipped).
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
-        let _ = write!(text, ": {s}");
+        let more = s.to_string();
+        if !text.ends_with(&more) {
+            let _ = write!(text, ": {more}");
+        }
         source = s.source();
     }
     text
@@ -214,7 +205,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// command: with the daemon's refusal, or (with `--json`) with the answer printed as is.
 async fn ask(
     client: &Client,
-    method: reqwest::Method,
+    method: Method,
     path: &str,
     body: Option<Value>,
     json: bool,
@@ -271,7 +262,7 @@ async fn status(client: &Client, cluster: Option<&str>, json: bool) -> Outcome {
         Some(c) => format!("/api/v1/clusters/{}", segment(c)),
         None => "/api/v1/clusters".to_string(),
     };
-    let answer = match ask(client, reqwest::Method::GET, &path, None, json).await {
+    let answer = match ask(client, Method::GET, &path, None, json).await {
         Ok(a) => a,
         Err(o) => return o,
     };
@@ -386,7 +377,7 @@ fn override_text(o: &Value) -> String {
 
 async fn start_stop(client: &Client, cluster: &str, verb: &str, json: bool) -> Outcome {
     let path = format!("/api/v1/clusters/{}/{verb}", segment(cluster));
-    let answer = match ask(client, reqwest::Method::POST, &path, None, json).await {
+    let answer = match ask(client, Method::POST, &path, None, json).await {
         Ok(a) => a,
         Err(o) => return o,
     };
@@ -428,7 +419,7 @@ async fn drain(
     if let Some(ttl) = ttl_seconds {
         body["ttl_seconds"] = ttl.into();
     }
-    let answer = match ask(client, reqwest::Method::PUT, &path, Some(body), json).await {
+    let answer = match ask(client, Method::PUT, &path, Some(body), json).await {
         Ok(a) => a,
         Err(o) => return o,
     };
@@ -451,7 +442,7 @@ async fn undrain(client: &Client, cluster: &str, node: &str, json: bool) -> Outc
         segment(cluster),
         segment(node)
     );
-    let answer = match ask(client, reqwest::Method::DELETE, &path, None, json).await {
+    let answer = match ask(client, Method::DELETE, &path, None, json).await {
         Ok(a) => a,
         Err(o) => return o,
     };
@@ -466,7 +457,7 @@ async fn undrain(client: &Client, cluster: &str, node: &str, json: bool) -> Outc
 }
 
 async fn reload(client: &Client, json: bool) -> Outcome {
-    let answer = match ask(client, reqwest::Method::POST, "/api/v1/reload", None, json).await {
+    let answer = match ask(client, Method::POST, "/api/v1/reload", None, json).await {
         Ok(a) => a,
         Err(o) => return o,
     };

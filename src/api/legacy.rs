@@ -152,7 +152,12 @@ fn answer(
 /// but running in IPVS (big_brother's `synchronize!`); the OCF monitor and litmus_paper
 /// call this.
 async fn status_synchronized(State(app): State<AppState>, Path(name): Path<String>) -> Response {
-    let found = app.call(app.handle.synchronize(&name)).await;
+    let found = app
+        .command({
+            let name = name.clone();
+            move |daemon| async move { daemon.synchronize(&name).await }
+        })
+        .await;
     answer(&name, found, status_body)
 }
 
@@ -168,7 +173,13 @@ async fn status_detail(State(app): State<AppState>, Path(name): Path<String>) ->
 }
 
 async fn start(State(app): State<AppState>, Path(name): Path<String>) -> Response {
-    match app.call(app.handle.start(&name)).await {
+    match app
+        .command({
+            let name = name.clone();
+            move |daemon| async move { daemon.start(&name).await }
+        })
+        .await
+    {
         Ok(StartOutcome::Started) => {
             tracing::info!(cluster = %name, "started through the API");
             ok()
@@ -180,7 +191,13 @@ async fn start(State(app): State<AppState>, Path(name): Path<String>) -> Respons
 }
 
 async fn stop(State(app): State<AppState>, Path(name): Path<String>) -> Response {
-    match app.call(app.handle.stop(&name)).await {
+    match app
+        .command({
+            let name = name.clone();
+            move |daemon| async move { daemon.stop(&name).await }
+        })
+        .await
+    {
         Ok(StopOutcome::Stopped) => {
             tracing::info!(cluster = %name, "stopped through the API");
             ok()

@@ -7,6 +7,9 @@
 //! itself, and a request it refuses (bad JSON, unknown cluster, wrong method, missing
 //! token, too large, too slow) changes nothing.
 //!
+//! `client` is the other side, the `bigbro status|start|stop|...` commands, sending
+//! requests to a running daemon through `transport`.
+//!
 //! Entry points: `serve(backend, listen, token)`, or `bind` (to learn the bound address
 //! and report a bind error before READY) followed by `Listener::serve`.
 
@@ -20,6 +23,7 @@ pub mod metrics;
 pub mod probe_stats;
 pub mod prom;
 pub mod server;
+pub mod transport;
 pub mod ui;
 pub mod v1;
 

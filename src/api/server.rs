@@ -7,6 +7,11 @@
 //! deadline; it can never hold the daemon: every call into it is bounded by
 //! `Limits::backend_timeout`, and on shutdown every connection by
 //! `Limits::shutdown_grace`.
+//!
+//! A request read whole is never lost to the way its client closes: a client that shuts
+//! down its write side after sending (`printf ... | nc -N`) is still answered (hyper's
+//! half-close support), and a command sent to the daemon runs in a task of its own
+//! (`Shared::command`), so it is carried out even if the client goes away first.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -21,13 +26,14 @@ use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use futures::FutureExt;
+use futures_util::FutureExt;
+use hyper::service::Service as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
 
 use super::auth::{self, ListenError, Token};
 use super::deadline::WriteDeadline;
@@ -117,6 +123,17 @@ impl Shared {
         bounded(self.limits.backend_timeout, call).await
     }
 
+    /// Runs a command that changes the daemon in a task of its own, bounded by
+    /// `backend_timeout`: once the request is read whole, the command is carried out even
+    /// if the client goes away and the request's future is dropped (see [`detached`]).
+    pub async fn command<T, F>(&self, command: impl FnOnce(Handle) -> F) -> Result<T, Failure>
+    where
+        F: Future<Output = Result<T, daemon::Error>> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.call(detached(command(self.handle.clone()))).await
+    }
+
     /// Runs a query that cannot fail, bounded by `backend_timeout`.
     pub async fn query<T>(&self, query: impl Future<Output = T>) -> Result<T, Failure> {
         self.call(async { Ok(query.await) }).await
@@ -132,6 +149,21 @@ pub async fn bounded<T>(
     match tokio::time::timeout(limit, call).await {
         Ok(result) => result.map_err(Failure::Daemon),
         Err(_) => Err(Failure::Timeout(limit)),
+    }
+}
+
+/// Runs `call` in a task of its own and waits for it. Dropping the returned future (hyper
+/// drops a handler when its connection ends) leaves the task running, so a command sent to
+/// the daemon is never cut between "sent" and "done". A panic in the task goes on in the
+/// caller (the 500 of `catch_panic`).
+pub async fn detached<T: Send + 'static>(
+    call: impl Future<Output = Result<T, daemon::Error>> + Send + 'static,
+) -> Result<T, daemon::Error> {
+    match tokio::spawn(call).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Only when the runtime itself shuts down.
+        Err(_) => Err(daemon::Error::Stopped),
     }
 }
 
@@ -223,6 +255,10 @@ impl Listener {
             .header_read_timeout(self.limits.header_timeout)
             .max_buf_size(self.limits.max_head.max(8192))
             .max_headers(self.limits.max_headers)
+            // A client may shut down its write side once its request is sent (`printf ... |
+            // nc -N`, busybox nc): the end of its input is not the end of the exchange, and
+            // without this hyper dropped the request in flight on seeing it.
+            .half_close(true)
             .keep_alive(true);
         let mut stop = pin!(stop);
         loop {
@@ -249,11 +285,11 @@ impl Listener {
                 }
             };
             while connections.try_join_next().is_some() {}
-            let app = app.clone();
+            let app = TowerToHyperService::new(app.clone());
             let service =
                 hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
                     request.extensions_mut().insert(Peer(peer));
-                    app.clone().oneshot(request.map(Body::new))
+                    app.call(request.map(Body::new))
                 });
             let stream = WriteDeadline::new(stream, self.limits.write_timeout);
             let connection = http.serve_connection(TokioIo::new(stream), service);
@@ -431,6 +467,23 @@ async fn method_not_allowed(method: Method, request: Request) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_detached_call_completes_when_its_caller_is_dropped() {
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let (done, finished) = tokio::sync::oneshot::channel();
+        let caller = detached(async move {
+            let _ = released.await;
+            let _ = done.send("carried out");
+            Ok(())
+        });
+        // The caller starts the call, then goes (as a handler whose client closed).
+        let mut caller = Box::pin(caller);
+        assert!(caller.as_mut().now_or_never().is_none());
+        drop(caller);
+        release.send(()).unwrap();
+        assert_eq!(finished.await, Ok("carried out"));
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_daemon_that_does_not_answer_is_a_timeout() {

@@ -506,7 +506,14 @@ async fn start(
     State(app): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let result = match app.call(app.handle.start(&name)).await.map_err(failure)? {
+    let result = match app
+        .command({
+            let name = name.clone();
+            move |daemon| async move { daemon.start(&name).await }
+        })
+        .await
+        .map_err(failure)?
+    {
         StartOutcome::Started => "started",
         StartOutcome::AlreadyRunning => "already_running",
         StartOutcome::NotFound => return Err(ApiError::unknown_cluster(&name)),
@@ -519,7 +526,14 @@ async fn start(
 }
 
 async fn stop(State(app): State<AppState>, Path(name): Path<String>) -> Result<Response, ApiError> {
-    let result = match app.call(app.handle.stop(&name)).await.map_err(failure)? {
+    let result = match app
+        .command({
+            let name = name.clone();
+            move |daemon| async move { daemon.stop(&name).await }
+        })
+        .await
+        .map_err(failure)?
+    {
         StopOutcome::Stopped => "stopped",
         StopOutcome::NotRunning => "not_running",
         StopOutcome::NotFound => return Err(ApiError::unknown_cluster(&name)),
@@ -563,7 +577,10 @@ async fn set_cluster_override(
 ) -> Result<Response, ApiError> {
     let request = read_override(&app, body).await?;
     let previous = app
-        .call(app.handle.set_cluster_override(&name, request.clone()))
+        .command({
+            let (name, request) = (name.clone(), request.clone());
+            move |daemon| async move { daemon.set_cluster_override(&name, request).await }
+        })
         .await
         .map_err(failure)?;
     tracing::info!(cluster = %name, force = ?request.force, reason = %request.reason, ttl = ?request.ttl, "cluster override set");
@@ -575,7 +592,10 @@ async fn clear_cluster_override(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let previous = app
-        .call(app.handle.clear_cluster_override(&name))
+        .command({
+            let name = name.clone();
+            move |daemon| async move { daemon.clear_cluster_override(&name).await }
+        })
         .await
         .map_err(failure)?;
     tracing::info!(cluster = %name, had = previous.is_some(), "cluster override cleared");
@@ -590,7 +610,10 @@ async fn set_node_override(
     let addr = parse_node(&node)?;
     let request = read_override(&app, body).await?;
     let previous = app
-        .call(app.handle.set_node_override(&name, addr, request.clone()))
+        .command({
+            let (name, request) = (name.clone(), request.clone());
+            move |daemon| async move { daemon.set_node_override(&name, addr, request).await }
+        })
         .await
         .map_err(failure)?;
     tracing::info!(cluster = %name, node = %addr, force = ?request.force, reason = %request.reason, ttl = ?request.ttl, "node override set");
@@ -603,7 +626,10 @@ async fn clear_node_override(
 ) -> Result<Response, ApiError> {
     let addr = parse_node(&node)?;
     let previous = app
-        .call(app.handle.clear_node_override(&name, addr))
+        .command({
+            let name = name.clone();
+            move |daemon| async move { daemon.clear_node_override(&name, addr).await }
+        })
         .await
         .map_err(failure)?;
     tracing::info!(cluster = %name, node = %addr, had = previous.is_some(), "node override cleared");
@@ -611,12 +637,15 @@ async fn clear_node_override(
 }
 
 async fn reload(State(app): State<AppState>) -> Result<Response, ApiError> {
-    let report = app.call(app.handle.reload()).await.map_err(|e| {
-        if let Failure::Daemon(daemon::Error::ConfigInvalid(errors)) = &e {
-            tracing::warn!("reload through the API refused ({})", errors.count_text());
-        }
-        failure(e)
-    })?;
+    let report = app
+        .command(|daemon| async move { daemon.reload().await })
+        .await
+        .map_err(|e| {
+            if let Failure::Daemon(daemon::Error::ConfigInvalid(errors)) = &e {
+                tracing::warn!("reload through the API refused ({})", errors.count_text());
+            }
+            failure(e)
+        })?;
     tracing::info!(?report, "configuration reloaded through the API");
     Ok(json_response(
         StatusCode::OK,

@@ -1,25 +1,14 @@
 //! "Did you mean": the closest known word to a misspelt key or value.
 //!
-//! Pure string work: it suggests, it never accepts a misspelling on the user's behalf.
+//! Pure string work: it suggests, it never accepts a misspelling on the user's behalf. The
+//! edit distance is strsim's (already in the tree through clap's own suggestions); the
+//! rules around it (spellings that differ only in case, `_` and `-`, unique abbreviations,
+//! a third of the word as the limit) are ours.
 
-/// Edit distance (insertions, deletions, substitutions, adjacent swaps).
+/// Edit distance (insertions, deletions, substitutions, adjacent swaps): strsim's optimal
+/// string alignment, so `fwmakr` is one edit from `fwmark`.
 fn distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut prev2: Vec<usize> = vec![0; b.len() + 1];
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for i in 1..=a.len() {
-        let mut cur = vec![i; b.len() + 1];
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                cur[j] = cur[j].min(prev2[j - 2] + 1);
-            }
-        }
-        prev2 = std::mem::replace(&mut prev, cur);
-    }
-    prev[b.len()]
+    strsim::osa_distance(a, b)
 }
 
 /// Lower case without `_` and `-`, so `checkInterval`, `check-interval` and

@@ -170,7 +170,7 @@ async fn fetch(endpoints: &[SocketAddr], mark: u32) -> Result<Vec<RemoteLb>, Str
             }
         }
     });
-    let results = futures::future::join_all(asks).await;
+    let results = futures_util::future::join_all(asks).await;
     let mut last_error = None;
     let mut found = None;
     for r in results {

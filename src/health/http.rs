@@ -1,13 +1,19 @@
 //! A minimal HTTP/1.1 GET client for health checks, on a tokio stream.
 //!
-//! Why hand-written rather than reqwest: a probe is one `GET` with `Connection: close` to an
-//! IP literal, answered by a few hundred bytes. Writing the request and reading the answer
-//! ourselves costs about two hundred lines and gives exact control of every limit: no
+//! Why the exchange is hand-written rather than a general HTTP client: a probe is one `GET`
+//! with `Connection: close` to an IP literal, answered by a few hundred bytes. Writing the
+//! request and driving the reads ourselves gives exact control of every limit: no
 //! connection pool to keep sockets open to 10,000 backends, no proxy or environment lookup
 //! (nothing here reads the environment, so `HTTP_PROXY` can never reroute a probe), no
 //! redirect following, no decompression, a head capped at 16 KiB and a body read that stops
 //! at 64 KiB however much the backend sends. The caller bounds the whole exchange with one
 //! deadline; `phase` tells it where the exchange was when the deadline struck.
+//!
+//! The grammar is not ours: the status line, the headers and the chunk sizes are parsed by
+//! httparse (hyper's parser, fuzzed far beyond what this crate is), over the bytes the read
+//! loop has buffered. What stays here is what httparse does not decide: the read loop and
+//! its limits, the body's framing (Content-Length, chunked, until close), and the error
+//! messages that name the refused line.
 //!
 //! It must never read more than the limits, follow a redirect, or send anything but the one
 //! request line and its fixed headers.
@@ -210,13 +216,13 @@ impl<S: AsyncRead + Unpin> Reader<'_, S> {
                     excerpt(pending)
                 )));
             }
-            if let Some((head_len, skip)) = head_end(pending) {
-                if head_len > max_head {
+            if let Parsed::Complete { head, len, blank } = parse_head(pending)? {
+                if len - blank > max_head {
                     return Err(ProbeError::HeadersTooLarge { limit: max_head });
                 }
-                let parsed = parse_head(&pending[..head_len]);
-                self.pos += head_len + skip;
-                return parsed;
+                self.pos += len;
+                let framing = framing(&head)?;
+                return Ok((head, framing));
             }
             if pending.len() >= max_head {
                 return Err(ProbeError::HeadersTooLarge { limit: max_head });
@@ -316,11 +322,7 @@ impl<S: AsyncRead + Unpin> Reader<'_, S> {
         let mut bytes = Vec::new();
         loop {
             let line = self.read_line(1024, bytes.len()).await?;
-            let size_part = line.split(|&b| b == b';').next().unwrap_or_default();
-            let size_text = std::str::from_utf8(size_part.trim_ascii()).unwrap_or("");
-            let size = u64::from_str_radix(size_text, 16).map_err(|_| {
-                ProbeError::Malformed(format!("bad chunk size line \"{}\"", excerpt(&line)))
-            })?;
+            let size = chunk_size(&line)?;
             if size == 0 {
                 return Ok(Body {
                     bytes,
@@ -364,61 +366,99 @@ impl<S: AsyncRead + Unpin> Reader<'_, S> {
     }
 }
 
-/// Where the head ends: (length of the head without its final blank line, bytes of that
-/// blank line). Accepts CR LF and bare LF line ends.
-fn head_end(buf: &[u8]) -> Option<(usize, usize)> {
-    let mut i = 0;
-    while let Some(nl) = buf[i..].iter().position(|&b| b == b'\n') {
-        let after = i + nl + 1;
-        match &buf[after..] {
-            [b'\n', ..] => return Some((after, 1)),
-            [b'\r', b'\n', ..] => return Some((after, 2)),
-            [] | [b'\r'] => return None,
-            _ => i = after,
-        }
-    }
-    None
+/// What httparse made of the buffered start of an answer.
+enum Parsed {
+    /// The head is whole: its length with the blank line that ends it, and that line's.
+    Complete {
+        head: Head,
+        len: usize,
+        blank: usize,
+    },
+    /// More bytes are needed.
+    Partial,
 }
 
-fn parse_head(raw: &[u8]) -> Result<(Head, Framing), ProbeError> {
-    let mut lines = raw
+/// Parses the status line and headers at the start of `buf` with httparse (CR LF or bare
+/// LF line ends). Only the status codes RFC 9110 §15 defines (100..=599) are accepted.
+fn parse_head(buf: &[u8]) -> Result<Parsed, ProbeError> {
+    // One slot per line: a head can never have more headers than lines, so httparse never
+    // refuses it for their number (the head's size is what is bounded).
+    let lines = buf.iter().filter(|&&b| b == b'\n').count();
+    let mut slots = vec![httparse::EMPTY_HEADER; lines + 1];
+    let mut response = httparse::Response::new(&mut slots);
+    let len = match response.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
+        Err(_) => return Err(malformed_line(buf)),
+    };
+    let status = response
+        .code
+        .filter(|c| (100..=599).contains(c))
+        .ok_or_else(|| bad_status_line(buf))?;
+    let headers = response
+        .headers
+        .iter()
+        .map(|h| (h.name.to_ascii_lowercase(), h.value.trim_ascii().to_vec()))
+        .collect();
+    let blank = if buf[..len].ends_with(b"\r\n") { 2 } else { 1 };
+    Ok(Parsed::Complete {
+        head: Head { status, headers },
+        len,
+        blank,
+    })
+}
+
+/// The error for a head httparse refused, naming the first line it refuses on its own.
+fn malformed_line(buf: &[u8]) -> ProbeError {
+    let mut lines = buf
         .split(|&b| b == b'\n')
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
     let status_line = lines.next().unwrap_or_default();
-    let status = parse_status_line(status_line).ok_or_else(|| {
-        ProbeError::Malformed(format!("bad status line \"{}\"", excerpt(status_line)))
-    })?;
-    let mut headers = Vec::new();
-    for line in lines.filter(|l| !l.is_empty()) {
-        let bad = || ProbeError::Malformed(format!("bad header line \"{}\"", excerpt(line)));
-        let colon = line.iter().position(|&b| b == b':').ok_or_else(bad)?;
-        let name = &line[..colon];
-        if name.is_empty() || !name.iter().all(|&b| is_token(b)) {
-            return Err(bad());
-        }
-        let name = String::from_utf8_lossy(name).to_ascii_lowercase();
-        headers.push((name, line[colon + 1..].trim_ascii().to_vec()));
+    let alone = |line: &[u8], parse: &dyn Fn(&[u8]) -> bool| {
+        let mut whole = line.to_vec();
+        whole.extend_from_slice(b"\r\n\r\n");
+        parse(&whole)
+    };
+    let status_ok = |b: &[u8]| {
+        let mut none = [];
+        httparse::Response::new(&mut none).parse(b).is_ok()
+    };
+    if !alone(status_line, &status_ok) {
+        return bad_status_line(buf);
     }
-    let head = Head { status, headers };
-    let framing = framing(&head)?;
-    Ok((head, framing))
+    let header_ok = |b: &[u8]| {
+        let mut one = [httparse::EMPTY_HEADER; 1];
+        httparse::parse_headers(b, &mut one).is_ok()
+    };
+    match lines.find(|l| !l.is_empty() && !alone(l, &header_ok)) {
+        Some(line) => ProbeError::Malformed(format!("bad header line \"{}\"", excerpt(line))),
+        None => ProbeError::Malformed(format!("bad head \"{}\"", excerpt(buf))),
+    }
 }
 
-/// `HTTP/1.x NNN[ reason]` → NNN, for NNN in 100..=599 (RFC 9110 §15: other values are
-/// invalid).
-fn parse_status_line(line: &[u8]) -> Option<u16> {
-    let rest = line.strip_prefix(b"HTTP/1.")?;
-    let (minor, rest) = rest.split_first()?;
-    if !minor.is_ascii_digit() {
-        return None;
+fn bad_status_line(buf: &[u8]) -> ProbeError {
+    let line = buf.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    ProbeError::Malformed(format!("bad status line \"{}\"", excerpt(line)))
+}
+
+/// The size on a chunk-size line (without its line end), by httparse: hex digits (at most
+/// 16, so it fits a u64), then blanks or `;extensions`. httparse reads a line without
+/// digits as 0, the last chunk; here it is an error, as it always was.
+fn chunk_size(line: &[u8]) -> Result<u64, ProbeError> {
+    let mut whole = line.to_vec();
+    whole.extend_from_slice(b"\r\n");
+    match httparse::parse_chunk_size(&whole) {
+        Ok(httparse::Status::Complete((_, size)))
+            if line.first().is_some_and(u8::is_ascii_hexdigit) =>
+        {
+            Ok(size)
+        }
+        _ => Err(ProbeError::Malformed(format!(
+            "bad chunk size line \"{}\"",
+            excerpt(line)
+        ))),
     }
-    let rest = rest.strip_prefix(b" ")?;
-    let code = rest.get(..3)?;
-    if !code.iter().all(u8::is_ascii_digit) || !matches!(rest.get(3), None | Some(b' ')) {
-        return None;
-    }
-    let code: u16 = std::str::from_utf8(code).ok()?.parse().ok()?;
-    (100..=599).contains(&code).then_some(code)
 }
 
 fn framing(head: &Head) -> Result<Framing, ProbeError> {
@@ -456,10 +496,6 @@ fn framing(head: &Head) -> Result<Framing, ProbeError> {
         length = Some(parsed);
     }
     Ok(length.map_or(Framing::UntilClose, Framing::Length))
-}
-
-fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 #[cfg(test)]
@@ -725,9 +761,86 @@ mod tests {
 
     #[test]
     fn head_end_variants() {
-        assert_eq!(head_end(b"A\r\n\r\nB"), Some((3, 2)));
-        assert_eq!(head_end(b"A\n\nB"), Some((2, 1)));
-        assert_eq!(head_end(b"A\r\nB: c\r\n"), None);
-        assert_eq!(head_end(b"A\r\n\r"), None);
+        let complete = |buf: &[u8]| match parse_head(buf).unwrap() {
+            Parsed::Complete { len, blank, head } => Some((len, blank, head.headers.len())),
+            Parsed::Partial => None,
+        };
+        assert_eq!(complete(b"HTTP/1.1 200 OK\r\n\r\nB"), Some((19, 2, 0)));
+        assert_eq!(complete(b"HTTP/1.1 200 OK\n\nB"), Some((17, 1, 0)));
+        assert_eq!(
+            complete(b"HTTP/1.1 200 OK\r\nB: c\r\n\r\n"),
+            Some((25, 2, 1))
+        );
+        assert_eq!(complete(b"HTTP/1.1 200 OK\r\nB: c\r\n"), None);
+        assert_eq!(complete(b"HTTP/1.1 200 OK\r\n\r"), None);
+        assert_eq!(complete(b"HTTP/1.1 200"), None);
+    }
+
+    #[test]
+    fn refused_heads_name_the_line() {
+        let error = |buf: &[u8]| match parse_head(buf) {
+            Err(ProbeError::Malformed(m)) => m,
+            _ => panic!("accepted {:?}", String::from_utf8_lossy(buf)),
+        };
+        for (head, want) in [
+            (
+                &b"HTTP/1.1 OK 200\r\n\r\n"[..],
+                "bad status line \"HTTP/1.1 OK 200\"",
+            ),
+            (
+                b"HTTP/1.1 700 Odd\r\n\r\n",
+                "bad status line \"HTTP/1.1 700 Odd\"",
+            ),
+            (
+                b"HTTP/1.1 099 Odd\r\n\r\n",
+                "bad status line \"HTTP/1.1 099 Odd\"",
+            ),
+            (
+                b"HTTP/1.1  200 OK\r\n\r\n",
+                "bad status line \"HTTP/1.1  200 OK\"",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nA: b\r\nBroken\r\nC: d\r\n\r\n",
+                "bad header line \"Broken\"",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
+                "bad header line \"Bad Name: x\"",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\n folded: x\r\n\r\n",
+                "bad header line \" folded: x\"",
+            ),
+        ] {
+            assert_eq!(error(head), want, "{:?}", String::from_utf8_lossy(head));
+        }
+    }
+
+    #[test]
+    fn chunk_sizes() {
+        assert_eq!(chunk_size(b"1a"), Ok(26));
+        assert_eq!(chunk_size(b"1A;name=value"), Ok(26));
+        assert_eq!(chunk_size(b"0"), Ok(0));
+        assert_eq!(chunk_size(b"ffffffffffffffff"), Ok(u64::MAX));
+        for bad in [
+            &b""[..],
+            b";ext",
+            b" 5",
+            b"x",
+            b"-1",
+            b"1 2",
+            b"10000000000000000",
+            b"0x10",
+        ] {
+            assert_eq!(
+                chunk_size(bad),
+                Err(ProbeError::Malformed(format!(
+                    "bad chunk size line \"{}\"",
+                    excerpt(bad)
+                ))),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod http;
+mod jitter;
 pub mod parse;
 pub mod probe;
 pub mod scheduler;

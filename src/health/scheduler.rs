@@ -16,13 +16,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 
 use super::error::{Phase, ProbeError};
+use super::jitter::Jitter;
 use super::probe::{NetProber, ProbeResult, Prober};
 use super::target::{ProbeSettings, Target};
 
@@ -62,7 +61,7 @@ pub struct Scheduler<P: Prober = NetProber> {
     prober: Arc<P>,
     samples: mpsc::Sender<Sample>,
     tasks: HashMap<Target, Task>,
-    rng: StdRng,
+    rng: Jitter,
     /// Targets looked at by `sync` and `set` so far (see `examined`).
     examined: u64,
 }
@@ -71,15 +70,15 @@ impl<P: Prober> Scheduler<P> {
     /// Samples go to `samples`; if its receiver lags, the probes of the targets waiting to
     /// send are held back (and resume on their next tick), nothing is buffered without bound.
     pub fn new(prober: P, samples: mpsc::Sender<Sample>) -> Scheduler<P> {
-        Scheduler::with_rng(prober, samples, StdRng::from_os_rng())
+        Scheduler::with_rng(prober, samples, Jitter::from_os())
     }
 
     /// Same, with reproducible jitter (for tests).
     pub fn with_seed(prober: P, samples: mpsc::Sender<Sample>, seed: u64) -> Scheduler<P> {
-        Scheduler::with_rng(prober, samples, StdRng::seed_from_u64(seed))
+        Scheduler::with_rng(prober, samples, Jitter::seeded(seed))
     }
 
-    fn with_rng(prober: P, samples: mpsc::Sender<Sample>, rng: StdRng) -> Scheduler<P> {
+    fn with_rng(prober: P, samples: mpsc::Sender<Sample>, rng: Jitter) -> Scheduler<P> {
         Scheduler {
             prober: Arc::new(prober),
             samples,
@@ -179,10 +178,8 @@ impl<P: Prober> Scheduler<P> {
             }
             return;
         }
-        let jitter_ns = self
-            .rng
-            .random_range(0..settings.interval.as_nanos().max(1));
-        let first = Instant::now() + Duration::from_nanos(jitter_ns as u64);
+        let interval_ns = u64::try_from(settings.interval.as_nanos()).unwrap_or(u64::MAX);
+        let first = Instant::now() + Duration::from_nanos(self.rng.below(interval_ns));
         let (settings_tx, settings_rx) = watch::channel(settings);
         let handle = tokio::spawn(run_target(
             self.prober.clone(),

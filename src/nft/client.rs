@@ -12,8 +12,8 @@
 
 use std::time::Duration;
 
-use futures::channel::mpsc::UnboundedReceiver;
-use futures::StreamExt;
+use futures_channel::mpsc::UnboundedReceiver;
+use futures_util::StreamExt;
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST,
 };

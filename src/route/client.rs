@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use futures::StreamExt;
+use futures_util::StreamExt;
 use netlink_packet_core::NetlinkPayload;
 use rtnetlink::packet_route::RouteNetlinkMessage;
 
