@@ -16,24 +16,24 @@
 #                                  tests, man for the package's man pages;
 #    dpkg-dev                      what cargo-deb uses to work out the package's Depends;
 #    pacemaker, corosync,          a one-node cluster in the guest drives the OCF agent
-#    pacemaker-cli-utils           (tests/ocf_pacemaker.rs). Installing them on a machine
+#    pacemaker-cli-utils           (tests/ops/ocf_pacemaker.rs). Installing them on a machine
 #                                  that runs systemd would start corosync and pacemaker
 #                                  there: this script disables them again at once.
-#    chromium                      loads the status page headless (tests/api_ui.rs);
+#    chromium                      loads the status page headless (tests/api/ui.rs);
 #    g++                           builds libFuzzer for the fuzz targets (tests/fuzz).
 # 1b. Tools that are not Debian packages of their own (no root needed): checkbashisms,
 #    taken alone out of devscripts' package into .cache/tools/ (devscripts would pull in
 #    some fifty packages); cargo-deb, compiled from crates.io with `cargo install` (about
-#    1.5 min of CPU, 5 min on a busy 2-core machine), for tests/deb_package.rs; cargo-fuzz,
+#    1.5 min of CPU, 5 min on a busy 2-core machine), for tests/ops/deb_package.rs; cargo-fuzz,
 #    the cargo subcommand that builds and runs the fuzz targets, from crates.io into
 #    ~/.cargo/bin: about 2 to 4 minutes on 2 cores, once.
 # 2. The test kernel (no root needed): the Debian kernel package linux-image-amd64 depends
 #    on, fetched with `apt-get download` and unpacked into .cache/kernel/<version>/, keeping
 #    only what the test bed loads (networking, netfilter, IPVS, 9p and virtio modules, and
-#    overlayfs for the writable root systemd boots on in tests/systemd_kernel.rs), with
+#    overlayfs for the writable root systemd boots on in tests/ops/systemd_kernel.rs), with
 #    modules.dep built by depmod and the uncompressed vmlinux extracted (qemu boots it
 #    directly, which saves the guest about 3 s of decompression under TCG).
-#    .cache/kernel/current points at the unpacked version; tests/testbed/ reads it.
+#    .cache/kernel/current points at the unpacked version; tests/support/testbed/ reads it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -106,7 +106,7 @@ fi
 
 # --- 2. The test kernel -------------------------------------------------------------------
 CACHE=.cache/kernel
-# A cache unpacked before overlayfs was kept (tests/systemd_kernel.rs needs it) is redone.
+# A cache unpacked before overlayfs was kept (tests/ops/systemd_kernel.rs needs it) is redone.
 if [ -e "$CACHE/current/.complete" ] &&
   [ -n "$(find -L "$CACHE/current/lib/modules" -path '*/kernel/fs/overlayfs/*' -print -quit)" ]; then
   echo "tests/setup.sh: test kernel ready: $(cat "$CACHE/current/.complete")"

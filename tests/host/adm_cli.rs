@@ -4,7 +4,7 @@
 //! and `-v`, must give the same stdout, stderr and exit status byte for byte. The answers
 //! in tests/adm_fixtures/args_recorded.txt were recorded from Debian's ipvsadm 1.31-1+b1 on
 //! a 6.1 kernel with IPVS (see that file's header). Also checks that the binary behaves as
-//! ipvsadm when invoked under that name. The live comparison is tests/kernel_adm.rs.
+//! ipvsadm when invoked under that name. The live comparison is tests/kernel/adm.rs.
 
 use crate::adm_common;
 

@@ -2,7 +2,7 @@
 //! kernel: commands run through `adm::Runner` on an in-memory IPVS table that answers with
 //! the kernel's errnos, and every listing must equal what ipvsadm printed for the same state
 //! (tests/adm_fixtures/captured_listings.txt), byte for byte. The in-memory table is only a
-//! stand-in for these fast checks; tests/kernel_adm.rs is the test against a real kernel.
+//! stand-in for these fast checks; tests/kernel/adm.rs is the test against a real kernel.
 
 use std::net::IpAddr;
 

@@ -6,7 +6,7 @@
 //! SIGTERM (`STOPPING=1`, exit 0); and SIGTERM's graceful end of the HTTP API (reached from
 //! a thread that joins the daemon's namespace): a request in flight still gets its whole
 //! answer, while a slow client is cut at the grace period instead of holding the exit. The
-//! kernel side of reloads and restarts is in tests/kernel_daemon.rs.
+//! kernel side of reloads and restarts is in tests/kernel/daemon.rs.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -244,7 +244,7 @@ fn sigterm_answers_the_request_in_flight() {
     // The body comes a while later (a slow client): it is still read and answered.
     std::thread::sleep(Duration::from_millis(300));
     s.write_all(body).unwrap();
-    // Its answer: 409, as this daemon has no IPVS to run the cluster on (tests/api_safety.rs
+    // Its answer: 409, as this daemon has no IPVS to run the cluster on (tests/api/safety.rs
     // shows an override in flight taking effect), whole.
     let answer = read_all(&mut s);
     assert!(

@@ -1,7 +1,7 @@
-//! No proxy environment variable may reroute a health probe. This file holds a single test
-//! (so setting the process environment races with nothing): it points every proxy variable
-//! at a dead address, then probes a real loopback server and checks the server itself got
-//! an origin-form request.
+//! No proxy environment variable may reroute a health probe. The test runs in a process of
+//! its own (tests/support/own_process.rs), so setting the process environment races with
+//! no other test of the suite: it points every proxy variable at a dead address, then
+//! probes a real loopback server and checks the server itself got an origin-form request.
 
 use std::time::Duration;
 
@@ -11,6 +11,14 @@ use tokio::net::TcpListener;
 
 #[test]
 fn proxy_variables_are_ignored() {
+    crate::own_process::run(
+        module_path!(),
+        "proxy_variables_are_ignored",
+        check_proxy_variables_are_ignored,
+    );
+}
+
+fn check_proxy_variables_are_ignored() {
     for var in [
         "HTTP_PROXY",
         "http_proxy",

@@ -11,6 +11,8 @@ mod adm_common;
 mod config_common;
 #[path = "../support/netns.rs"]
 mod netns;
+#[path = "../support/own_process.rs"]
+mod own_process;
 
 mod adm_cli;
 mod adm_listing;

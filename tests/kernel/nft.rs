@@ -1,4 +1,4 @@
-//! bigbro's mark rules on the Debian 6.1 kernel of the test bed (tests/testbed/): the batch
+//! bigbro's mark rules on the Debian 6.1 kernel of the test bed (tests/support/testbed/): the batch
 //! is accepted and read back there, and the data plane works because of it: requests from
 //! a client namespace to VIP:port reach an IPVS fwmark service (made with the real ipvsadm)
 //! and its IPIP real server only while bigbro's rule marks them.

@@ -261,17 +261,17 @@ fn host_reports_guest_failures_and_hangs() {
     let all = format!("{stdout}\n{stderr}");
     assert!(!run.status.success(), "{all}");
     for expected in [
-        "test deliberately_failing_when_asked ... FAILED",
-        "test deliberately_hanging_when_asked ... FAILED",
-        "test deliberately_returning_an_error_when_asked ... FAILED",
+        "test testbed_selftest::deliberately_failing_when_asked ... FAILED",
+        "test testbed_selftest::deliberately_hanging_when_asked ... FAILED",
+        "test testbed_selftest::deliberately_returning_an_error_when_asked ... FAILED",
         "\"deliberate error inside the guest\"",
         "deliberate failure inside the guest",
         "about to hang",
         "timed out after 6s",
-        "test deliberately_hanging_past_its_own_limit_when_asked ... FAILED",
+        "test testbed_selftest::deliberately_hanging_past_its_own_limit_when_asked ... FAILED",
         "about to hang past my own limit",
         "timed out after 5s",
-        "test deliberately_outliving_the_binary_limit_when_asked ... ok",
+        "test testbed_selftest::deliberately_outliving_the_binary_limit_when_asked ... ok",
         "outlived the binary's limit",
         "test result: FAILED. 1 passed; 4 failed",
         "testbed: 5 kernel test(s) ran in the guest",

@@ -4,7 +4,7 @@
 //! out a daemon restart, and the kernel fallback's decisions, with `bigbro ipvsadm`
 //! replaced by a script over a text file. These are unit tests of the agent's logic: the
 //! agent against the real daemon and a real IPVS kernel (ocf-tester, direct calls, the
-//! fallback deleting real services) is tests/ocf_kernel.rs.
+//! fallback deleting real services) is tests/ops/ocf_kernel.rs.
 //!
 //! Every action runs under dash, Debian's /bin/sh, which has no bash extensions.
 

@@ -6,7 +6,7 @@
 //! "OK" or better; and its command lines are ones the binary accepts.
 //!
 //! The unit running under a real systemd (as PID 1 of a container in the test bed's guest,
-//! with real IPVS) is tests/systemd_kernel.rs.
+//! with real IPVS) is tests/ops/systemd_kernel.rs.
 
 use crate::ops_common;
 

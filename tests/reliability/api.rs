@@ -8,7 +8,7 @@
 //! logged.
 //!
 //! The rules themselves (limits, token, 4xx bodies) are tested over real sockets against
-//! the API in-process in tests/api_safety.rs, tests/api_json.rs and tests/api_legacy.rs;
+//! the API in-process in tests/api/safety.rs, tests/api/json.rs and tests/api/legacy.rs;
 //! this test adds the real process, the real kernel and everything at once.
 
 use crate::daemon_bed;

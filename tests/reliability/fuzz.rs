@@ -1,7 +1,7 @@
 //! The fuzz targets' checks (tests/fuzz/checks.rs) as plain tests: every seed of every
 //! target, and every input a fuzz run found to crash (tests/fuzz/regressions/TARGET/, kept
 //! after the fix), must pass. This is how a crash once found stays fixed without cargo-fuzz
-//! or a nightly compiler: `cargo test --test reliability_fuzz`.
+//! or a nightly compiler: `cargo test --test reliability fuzz::`.
 
 #[path = "../fuzz/checks.rs"]
 mod checks;

@@ -4,7 +4,7 @@
 //! to itself, or sends a thousand headers costs only its own timeout and its own node's
 //! health, while healthy neighbours probed by the same scheduler keep their schedule.
 //!
-//! The single-probe behaviour of most of these is in tests/health_probes.rs
+//! The single-probe behaviour of most of these is in tests/host/health_probes.rs
 //! (`hang_after_headers`, `trickled_headers_cost_only_the_timeout`,
 //! `ten_megabyte_body_is_not_read`, `garbage_is_not_http`, `reset_by_the_backend`,
 //! `redirects_are_not_followed`, `huge_headers_are_refused`,

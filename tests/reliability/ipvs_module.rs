@@ -5,8 +5,9 @@
 //! client re-resolves the family's new id and carries on.
 //!
 //! Unloading a module changes the whole guest, not just this test's network namespace,
-//! so this test lives in its own test binary (its own VM) and restores the module and the
-//! kernel's modprobe path when it ends, even by panic.
+//! so this test restores the module and the kernel's modprobe path when it ends, even by
+//! panic: the suite's other kernel tests run after it in the same guest (one at a time,
+//! never beside it).
 
 use crate::testbed;
 

@@ -5,9 +5,9 @@
 //! running whatever does not need the missing piece, and takes over once the kernel allows.
 //!
 //! Unloading modules and blocking the kernel's module autoloading change the whole guest,
-//! not only this test's network namespace, so these tests live in a test binary of their
-//! own (their own VM) and put the modules and the modprobe path back when they end, even
-//! by panic.
+//! not only this test's network namespace, so these tests put the modules and the modprobe
+//! path back when they end, even by panic: the suite's other kernel tests run after them
+//! in the same guest (one at a time, never beside them).
 
 use crate::daemon_bed;
 use crate::testbed;

@@ -9,6 +9,8 @@
 
 #[path = "../support/daemon_bed.rs"]
 mod daemon_bed;
+#[path = "../support/own_process.rs"]
+mod own_process;
 #[path = "../support/testbed/mod.rs"]
 mod testbed;
 

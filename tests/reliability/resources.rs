@@ -10,8 +10,9 @@
 //! own timers, tasks, channel and allocations are measured): 500 targets for 400 intervals
 //! (200,000 timed-out probes): tasks constant, memory flat.
 //!
-//! Process-wide figures (/proc/self/fd, /proc/self/statm) are read, so the tests of this file
-//! run one at a time (`SERIAL`).
+//! Process-wide figures (/proc/self/fd, /proc/self/statm) are read, so each test runs in a
+//! process of its own (tests/support/own_process.rs), away from the other tests of the
+//! suite, and the tests of this file run one at a time (`SERIAL`).
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -105,9 +106,15 @@ async fn hanging_endpoint(open: Arc<Open>) -> SocketAddr {
 
 #[test]
 fn five_hundred_hanging_targets_leak_no_descriptors_tasks_or_memory() {
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    runtime.worker_threads(2);
-    alone(runtime, five_hundred_hanging_targets);
+    crate::own_process::run(
+        module_path!(),
+        "five_hundred_hanging_targets_leak_no_descriptors_tasks_or_memory",
+        || {
+            let mut runtime = tokio::runtime::Builder::new_multi_thread();
+            runtime.worker_threads(2);
+            alone(runtime, five_hundred_hanging_targets);
+        },
+    );
 }
 
 async fn five_hundred_hanging_targets() {
@@ -262,9 +269,15 @@ impl Prober for Hanging {
 
 #[test]
 fn two_hundred_thousand_timeouts_on_the_paused_clock_keep_tasks_and_memory_flat() {
-    let mut runtime = tokio::runtime::Builder::new_current_thread();
-    runtime.start_paused(true);
-    alone(runtime, two_hundred_thousand_timeouts);
+    crate::own_process::run(
+        module_path!(),
+        "two_hundred_thousand_timeouts_on_the_paused_clock_keep_tasks_and_memory_flat",
+        || {
+            let mut runtime = tokio::runtime::Builder::new_current_thread();
+            runtime.start_paused(true);
+            alone(runtime, two_hundred_thousand_timeouts);
+        },
+    );
 }
 
 async fn two_hundred_thousand_timeouts() {

@@ -60,7 +60,7 @@ pub fn verify(root: &Path) -> (i32, String) {
     let out = Command::new("systemd-analyze")
         .arg("verify")
         .arg(format!("--root={}", root.display()))
-        .arg("--man=no") // the man page is checked with the package (tests/deb_package.rs)
+        .arg("--man=no") // the man page is checked with the package (tests/ops/deb_package.rs)
         .arg("bigbro.service")
         .output()
         .expect("run systemd-analyze");

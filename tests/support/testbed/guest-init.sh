@@ -1,5 +1,5 @@
 #!/bin/busybox sh
-# The test bed guest's first stage, /init in the initramfs (tests/testbed/image.rs).
+# The test bed guest's first stage, /init in the initramfs (tests/support/testbed/image.rs).
 # Loads virtio and 9p, mounts the results share (written by the host: boot.conf, run.sh)
 # and the host's root file system read-only, loads the networking modules from the host's
 # kernel cache, gives the host root fresh /proc, /sys, /dev and tmpfs on /tmp, /run and

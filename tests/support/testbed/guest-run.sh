@@ -5,7 +5,7 @@
 # limit in seconds and its libtest name), each in its own process ended after LIMIT
 # seconds (which it reads in BIGBRO_TESTBED_LIMIT), and leaves N.out (all output, written
 # as it comes) and N.rc (exit status) in the results share for the host
-# (tests/testbed/host.rs). It writes nowhere else on the host.
+# (tests/support/testbed/host.rs). It writes nowhere else on the host.
 set -u
 R=/run/testbed
 . "$R/env"      # the host test process's environment
