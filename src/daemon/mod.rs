@@ -26,6 +26,7 @@ pub mod notify;
 pub mod params;
 pub mod run;
 pub mod status;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub mod http;
 pub mod parse;
 pub mod probe;
 pub mod scheduler;
+#[cfg(any(test, feature = "testing"))]
 pub mod scripted;
 pub mod target;
 pub mod thread;
@@ -21,6 +22,7 @@ pub use probe::{
     judge, probe, probe_until, reads_body, NetProber, ProbeResult, Prober, FULL_HEALTH,
 };
 pub use scheduler::{Sample, Scheduler, SyncReport};
+#[cfg(any(test, feature = "testing"))]
 pub use scripted::{Script, ScriptedProber};
 pub use target::{ProbeKind, ProbeSettings, Target, TargetError};
 pub use thread::ProbeThread;

@@ -26,8 +26,12 @@ pub mod marks;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use diff::{diff, differs, Desired, DesiredService, Observed};
-pub use kernel::{FakeKernel, IpvsKernel};
-pub use marks::{FakeMarks, MarkTable};
+#[cfg(any(test, feature = "testing"))]
+pub use kernel::FakeKernel;
+pub use kernel::IpvsKernel;
+#[cfg(any(test, feature = "testing"))]
+pub use marks::FakeMarks;
+pub use marks::MarkTable;
 
 use crate::ipvs::{self, Op, ServiceKey};
 
