@@ -1,8 +1,7 @@
-//! Helpers shared by the tests/api_*.rs files: a daemon on in-memory fakes (the real
+//! Helpers shared by the API suite (tests/api/): a daemon on in-memory fakes (the real
 //! controller, weight policy and reconciler over a fake IPVS table and a scripted prober)
 //! behind the real HTTP API on a loopback socket, and a raw HTTP/1.1 client that shows
 //! status, headers and body bytes exactly as sent.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

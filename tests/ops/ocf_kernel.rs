@@ -62,7 +62,9 @@ kernel_test! {
             .arg(format!("binary={BIGBRO}"))
             .arg("-o")
             .arg(format!("config={}", config.display()))
-            .arg(ops_common::agent())
+            // Installed at a path `nobody` can reach wherever the checkout lives: ocf-tester
+            // runs the agent's meta-data as `nobody`.
+            .arg(ops_common::guest_agent())
             .env("OCF_ROOT", ops_common::OCF_ROOT)
             .output()
             .unwrap();

@@ -163,7 +163,7 @@ kernel_test! {
         let out = Command::new("unshare")
             .args(["-m", "--propagation", "private", "sh", "-c", SCRIPT])
             .env("W", dir.path())
-            .env("AGENT", ops_common::agent())
+            .env("AGENT", ops_common::guest_agent())
             .env("BIGBRO", BIGBRO)
             .env("CONFIG", &config)
             .stderr(Stdio::inherit())

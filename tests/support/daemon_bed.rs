@@ -4,6 +4,7 @@
 //! background for the whole test, and reads of the kernel state.
 //!
 //! Guest only: everything here changes kernel state.
+// Shared by several suites (tests/*/main.rs), each of which uses only part of it.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;

@@ -1,10 +1,9 @@
-//! Shared by the tests of what is shipped around the binary (tests/ocf_*.rs,
-//! systemd_*.rs, deb_*.rs): the prerequisite check that skips loudly locally and fails
-//! under `CI`, running one action of the OCF agent in a given environment, and
-//! `systemd-analyze verify` in a scratch root.
+//! Shared by the ops suite's tests of what is shipped around the binary (tests/ops/): the
+//! prerequisite check that skips loudly locally and fails under `CI`, running one action
+//! of the OCF agent in a given environment, installing the agent where every user of the
+//! test bed's guest can read it, and `systemd-analyze verify` in a scratch root.
 //!
 //! Nothing here talks to a kernel: the kernel tests do that inside the test bed.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,6 +14,32 @@ pub mod systemd;
 /// The agent, as the package installs it under /usr/lib/ocf/resource.d/bigbro/bigbro.
 pub fn agent() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("ocf/bigbro")
+}
+
+/// Where [`guest_agent`] installs the agent in the test bed's guest: its own tmpfs, in the
+/// layout of an OCF root (`resource.d/PROVIDER/AGENT`).
+pub const GUEST_AGENT: &str = "/run/bigbro-ocf/resource.d/bigbro/bigbro";
+
+/// The agent installed in the test bed's guest where every user can read it (a copy at
+/// [`GUEST_AGENT`], its directories and itself mode 755), for the tools that run it as
+/// another user: ocf-tester runs its meta-data as `nobody`, who cannot reach a checkout
+/// under /root (mode 700 on Debian). Guest only: it writes to the guest's own /run, and
+/// refuses to run on the host.
+pub fn guest_agent() -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    assert!(
+        std::env::var_os("BIGBRO_TESTBED_GUEST").is_some(),
+        "guest_agent installs the agent in the test bed's guest only"
+    );
+    let path = PathBuf::from(GUEST_AGENT);
+    let mode = || std::fs::Permissions::from_mode(0o755);
+    for dir in path.ancestors().skip(1).take(3) {
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        std::fs::set_permissions(dir, mode()).unwrap();
+    }
+    std::fs::copy(agent(), &path).unwrap_or_else(|e| panic!("installing the agent: {e}"));
+    std::fs::set_permissions(&path, mode()).unwrap();
+    path
 }
 
 /// The OCF root resource-agents installs.

@@ -27,6 +27,7 @@
 //!
 //! The test bed must never touch the host's network state: everything that changes the
 //! kernel happens inside the guest.
+// Shared by several suites (tests/*/main.rs), each of which uses only part of it.
 #![allow(dead_code)]
 
 pub mod dataplane;
