@@ -2,14 +2,19 @@
 # Installs what bigbro's tests need on a fresh Debian machine. Idempotent: a second run
 # changes nothing and takes about a second.
 #
+#   tests/setup.sh        everything the whole suite needs (tests/run.sh)
+#   tests/setup.sh demo   only what the demo needs (tests/demo.sh): the test bed's packages
+#                         (the first five lines of 1.) and the test kernel (2.)
+#
 # 1. Debian packages (needs root, and only when one is missing):
 #    nftables, iproute2, ipvsadm   the real tools the tests use as oracles, on the host and
 #                                  (through the shared root file system) in the guest;
 #    qemu-system-x86               boots the test kernel (TCG, no KVM needed);
 #    busybox-static                the guest's first-stage init and module loader;
 #    kmod, xz-utils                depmod and xz, to prepare the kernel cache below;
+#    --- the rest for the whole suite only:
 #    resource-agents, curl         the OCF shell library and ocf-tester, and the agent's
-#                                  HTTP client (tests/ocf_*.rs);
+#                                  HTTP client (tests/ops/ocf_*.rs);
 #    libxml2-utils                 xmllint, which ocf-tester validates meta-data with;
 #    shellcheck                    POSIX-shell lint of the agent;
 #    systemd, man-db               systemd-analyze and systemd-sysusers for the unit's
@@ -21,7 +26,8 @@
 #                                  there: this script disables them again at once.
 #    chromium                      loads the status page headless (tests/api/ui.rs);
 #    g++                           builds libFuzzer for the fuzz targets (tests/fuzz).
-# 1b. Tools that are not Debian packages of their own (no root needed): checkbashisms,
+# 1b. For the whole suite only, tools that are not Debian packages of their own (no root
+#    needed): checkbashisms,
 #    taken alone out of devscripts' package into .cache/tools/ (devscripts would pull in
 #    some fifty packages); cargo-deb, compiled from crates.io with `cargo install` (about
 #    1.5 min of CPU, 5 min on a busy 2-core machine), for tests/ops/deb_package.rs; cargo-fuzz,
@@ -37,6 +43,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+what=${1:-all}
+case "$what" in
+all | demo) ;;
+*)
+  echo "usage: tests/setup.sh [demo]   (no argument: everything the whole suite needs)" >&2
+  exit 2
+  ;;
+esac
+
 need_root() {
   if [ "$(id -u)" != 0 ]; then
     echo "tests/setup.sh: $1 needs root (run it with sudo)" >&2
@@ -45,10 +60,12 @@ need_root() {
 }
 
 # --- 1. Debian packages -------------------------------------------------------------------
-PKGS="nftables iproute2 ipvsadm qemu-system-x86 busybox-static kmod xz-utils
-  resource-agents curl libxml2-utils shellcheck systemd man-db dpkg-dev
-  pacemaker corosync pacemaker-cli-utils
-  chromium g++"
+PKGS="nftables iproute2 ipvsadm qemu-system-x86 busybox-static kmod xz-utils"
+if [ "$what" = all ]; then
+  PKGS="$PKGS resource-agents curl libxml2-utils shellcheck systemd man-db dpkg-dev
+    pacemaker corosync pacemaker-cli-utils
+    chromium g++"
+fi
 missing=""
 for p in $PKGS; do
   dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' || missing="$missing $p"
@@ -67,9 +84,9 @@ if [ -n "$missing" ]; then
   esac
 fi
 
-# --- 1b. Tools that are not packages of their own -------------------------------------------
+# --- 1b. Tools that are not packages of their own (the whole suite only) --------------------
 TOOLS=.cache/tools
-if [ ! -x "$TOOLS/checkbashisms" ]; then
+if [ "$what" = all ] && [ ! -x "$TOOLS/checkbashisms" ]; then
   mkdir -p "$TOOLS"
   tools_work=$(mktemp -d "$TOOLS/.download.XXXXXX")
   chmod 755 "$tools_work"
@@ -86,12 +103,12 @@ if [ ! -x "$TOOLS/checkbashisms" ]; then
 fi
 # rustfmt and clippy: tests/run.sh checks with both. A rustup toolchain of the minimal
 # profile lacks them.
-if command -v rustup >/dev/null &&
+if [ "$what" = all ] && command -v rustup >/dev/null &&
   ! { cargo fmt --version && cargo clippy --version; } >/dev/null 2>&1; then
   echo "tests/setup.sh: adding the rustfmt and clippy components (rustup)"
   rustup component add rustfmt clippy
 fi
-if command -v cargo >/dev/null && ! cargo deb --version >/dev/null 2>&1; then
+if [ "$what" = all ] && command -v cargo >/dev/null && ! cargo deb --version >/dev/null 2>&1; then
   echo "tests/setup.sh: installing cargo-deb (cargo install cargo-deb --locked; a few minutes)"
   cargo install --quiet --locked cargo-deb
 fi
@@ -99,7 +116,7 @@ fi
 # --- 1b. cargo-fuzz -----------------------------------------------------------------------
 # tests/run.sh runs every fuzz target briefly (tests/fuzz/run.sh). Pinned, with its own
 # lock file, so a new release cannot change what CI builds.
-if ! cargo fuzz --version >/dev/null 2>&1; then
+if [ "$what" = all ] && ! cargo fuzz --version >/dev/null 2>&1; then
   echo "tests/setup.sh: installing cargo-fuzz 0.13.2"
   cargo install --locked --version 0.13.2 cargo-fuzz
 fi
