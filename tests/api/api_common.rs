@@ -18,25 +18,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Two clusters: `web` (fwmark 7, two nodes) and `db` (fwmark 8, one node). No ramp, quick
-/// probes, so weights follow health within a fraction of a second.
-pub const CONFIG: &str = "\
-clusters:
-  - cluster_name: web
-    fwmark: 7
-    scheduler: wrr
-    ramp_up_time: 0
-    check_interval: 0.2
-    nodes:
-      - {address: 10.0.0.1, port: 9001, path: /web/status}
-      - {address: 10.0.0.2, port: 9001, path: /web/status}
-  - cluster_name: db
-    fwmark: 8
-    scheduler: wlc
-    ramp_up_time: 0
-    check_interval: 0.2
-    nodes:
-      - {address: 10.0.1.1, port: 9001, path: /db/status}
-";
+/// probes, so weights follow health within a fraction of a second. One file for every test
+/// that wants "a small two-cluster config" (the status page's test adds a node and a ramp
+/// to its own copy, tests/api/ui.rs).
+pub const CONFIG: &str = include_str!("../fixtures/two_clusters.yml");
 
 pub fn web1() -> Target {
     Target::litmus("10.0.0.1".parse().unwrap(), 9001, "/web/status").unwrap()

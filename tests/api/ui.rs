@@ -17,6 +17,8 @@ use bigbro::ipvs::{Dest, Op, Service, ServiceKey};
 use bigbro::reconcile::FakeKernel;
 use bigbro::types::Fwmark;
 
+/// A variant of tests/fixtures/two_clusters.yml: a third `web` node and an hour-long
+/// ramp, so the page shows nodes part way up.
 const CONFIG: &str = "\
 clusters:
   - cluster_name: web

@@ -1,10 +1,14 @@
 //! The kernel test bed: runs bigbro's kernel tests inside a real Debian kernel (IPVS,
 //! nf_tables, IPIP, veth, network namespaces) booted under qemu, while they stay ordinary
-//! `#[test]`s of an integration-test file.
+//! `#[test]`s of a test suite (tests/<suite>/main.rs).
 //!
 //! ```ignore
+//! // In tests/<suite>/main.rs, at the crate root (`kernel_test!` names `crate::testbed`):
+//! #[path = "../support/testbed/mod.rs"]
 //! mod testbed;
-//! use testbed::kernel_test;
+//!
+//! // In a module of the suite:
+//! use crate::testbed::{self, kernel_test};
 //!
 //! kernel_test! {
 //!     fn fwmark_service_roundtrip() {
