@@ -5,17 +5,18 @@
 # health, weight, ramp, share of connections) while rs4 joins and ramps up, rs2 degrades and
 # rs3 fails and is drained. About a minute, plus the build.
 #
-# The demo itself is the test tests/demo.rs, run inside the guest. The test bed writes the
+# The demo itself is the test tests/demo/main.rs, run inside the guest. The test bed writes the
 # guest's output to a file as it comes; this script follows that file, so the table is live.
-# Runs tests/setup.sh first (it installs only what is missing). Never touches the host's
+# Runs `tests/setup.sh demo` first (qemu, busybox, the kernel tools and the test kernel,
+# only what is missing; not what the rest of the suite needs). Never touches the host's
 # network: everything happens inside the guest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-tests/setup.sh >&2
+tests/setup.sh demo >&2
 echo "building..." >&2
 cargo build --quiet
-bin=$(cargo test --no-run --test demo 2>&1 | sed -n 's/.*Executable tests\/demo.rs (\(.*\))/\1/p' | tail -1)
+bin=$(cargo test --no-run --test demo 2>&1 | sed -n 's/.*Executable tests\/demo\/main.rs (\(.*\))/\1/p' | tail -1)
 [ -x "$bin" ] || { echo "tests/demo.sh: cannot find the demo test binary" >&2; exit 1; }
 
 # A temporary directory of our own, so the test bed's files (and the guest's live output,

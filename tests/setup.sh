@@ -2,40 +2,55 @@
 # Installs what bigbro's tests need on a fresh Debian machine. Idempotent: a second run
 # changes nothing and takes about a second.
 #
+#   tests/setup.sh        everything the whole suite needs (tests/run.sh)
+#   tests/setup.sh demo   only what the demo needs (tests/demo.sh): the test bed's packages
+#                         (the first five lines of 1.) and the test kernel (2.)
+#
 # 1. Debian packages (needs root, and only when one is missing):
 #    nftables, iproute2, ipvsadm   the real tools the tests use as oracles, on the host and
 #                                  (through the shared root file system) in the guest;
 #    qemu-system-x86               boots the test kernel (TCG, no KVM needed);
 #    busybox-static                the guest's first-stage init and module loader;
 #    kmod, xz-utils                depmod and xz, to prepare the kernel cache below;
+#    --- the rest for the whole suite only:
 #    resource-agents, curl         the OCF shell library and ocf-tester, and the agent's
-#                                  HTTP client (tests/ocf_*.rs);
+#                                  HTTP client (tests/ops/ocf_*.rs);
 #    libxml2-utils                 xmllint, which ocf-tester validates meta-data with;
 #    shellcheck                    POSIX-shell lint of the agent;
 #    systemd, man-db               systemd-analyze and systemd-sysusers for the unit's
 #                                  tests, man for the package's man pages;
 #    dpkg-dev                      what cargo-deb uses to work out the package's Depends;
 #    pacemaker, corosync,          a one-node cluster in the guest drives the OCF agent
-#    pacemaker-cli-utils           (tests/ocf_pacemaker.rs). Installing them on a machine
+#    pacemaker-cli-utils           (tests/ops/ocf_pacemaker.rs). Installing them on a machine
 #                                  that runs systemd would start corosync and pacemaker
 #                                  there: this script disables them again at once.
-#    chromium                      loads the status page headless (tests/api_ui.rs);
+#    chromium                      loads the status page headless (tests/api/ui.rs);
 #    g++                           builds libFuzzer for the fuzz targets (tests/fuzz).
-# 1b. Tools that are not Debian packages of their own (no root needed): checkbashisms,
+# 1b. For the whole suite only, tools that are not Debian packages of their own (no root
+#    needed): checkbashisms,
 #    taken alone out of devscripts' package into .cache/tools/ (devscripts would pull in
 #    some fifty packages); cargo-deb, compiled from crates.io with `cargo install` (about
-#    1.5 min of CPU, 5 min on a busy 2-core machine), for tests/deb_package.rs; cargo-fuzz,
+#    1.5 min of CPU, 5 min on a busy 2-core machine), for tests/ops/deb_package.rs; cargo-fuzz,
 #    the cargo subcommand that builds and runs the fuzz targets, from crates.io into
 #    ~/.cargo/bin: about 2 to 4 minutes on 2 cores, once.
 # 2. The test kernel (no root needed): the Debian kernel package linux-image-amd64 depends
 #    on, fetched with `apt-get download` and unpacked into .cache/kernel/<version>/, keeping
 #    only what the test bed loads (networking, netfilter, IPVS, 9p and virtio modules, and
-#    overlayfs for the writable root systemd boots on in tests/systemd_kernel.rs), with
+#    overlayfs for the writable root systemd boots on in tests/ops/systemd_kernel.rs), with
 #    modules.dep built by depmod and the uncompressed vmlinux extracted (qemu boots it
 #    directly, which saves the guest about 3 s of decompression under TCG).
-#    .cache/kernel/current points at the unpacked version; tests/testbed/ reads it.
+#    .cache/kernel/current points at the unpacked version; tests/support/testbed/ reads it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+what=${1:-all}
+case "$what" in
+all | demo) ;;
+*)
+  echo "usage: tests/setup.sh [demo]   (no argument: everything the whole suite needs)" >&2
+  exit 2
+  ;;
+esac
 
 need_root() {
   if [ "$(id -u)" != 0 ]; then
@@ -45,10 +60,12 @@ need_root() {
 }
 
 # --- 1. Debian packages -------------------------------------------------------------------
-PKGS="nftables iproute2 ipvsadm qemu-system-x86 busybox-static kmod xz-utils
-  resource-agents curl libxml2-utils shellcheck systemd man-db dpkg-dev
-  pacemaker corosync pacemaker-cli-utils
-  chromium g++"
+PKGS="nftables iproute2 ipvsadm qemu-system-x86 busybox-static kmod xz-utils"
+if [ "$what" = all ]; then
+  PKGS="$PKGS resource-agents curl libxml2-utils shellcheck systemd man-db dpkg-dev
+    pacemaker corosync pacemaker-cli-utils
+    chromium g++"
+fi
 missing=""
 for p in $PKGS; do
   dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed' || missing="$missing $p"
@@ -67,9 +84,9 @@ if [ -n "$missing" ]; then
   esac
 fi
 
-# --- 1b. Tools that are not packages of their own -------------------------------------------
+# --- 1b. Tools that are not packages of their own (the whole suite only) --------------------
 TOOLS=.cache/tools
-if [ ! -x "$TOOLS/checkbashisms" ]; then
+if [ "$what" = all ] && [ ! -x "$TOOLS/checkbashisms" ]; then
   mkdir -p "$TOOLS"
   tools_work=$(mktemp -d "$TOOLS/.download.XXXXXX")
   chmod 755 "$tools_work"
@@ -86,12 +103,12 @@ if [ ! -x "$TOOLS/checkbashisms" ]; then
 fi
 # rustfmt and clippy: tests/run.sh checks with both. A rustup toolchain of the minimal
 # profile lacks them.
-if command -v rustup >/dev/null &&
+if [ "$what" = all ] && command -v rustup >/dev/null &&
   ! { cargo fmt --version && cargo clippy --version; } >/dev/null 2>&1; then
   echo "tests/setup.sh: adding the rustfmt and clippy components (rustup)"
   rustup component add rustfmt clippy
 fi
-if command -v cargo >/dev/null && ! cargo deb --version >/dev/null 2>&1; then
+if [ "$what" = all ] && command -v cargo >/dev/null && ! cargo deb --version >/dev/null 2>&1; then
   echo "tests/setup.sh: installing cargo-deb (cargo install cargo-deb --locked; a few minutes)"
   cargo install --quiet --locked cargo-deb
 fi
@@ -99,14 +116,14 @@ fi
 # --- 1b. cargo-fuzz -----------------------------------------------------------------------
 # tests/run.sh runs every fuzz target briefly (tests/fuzz/run.sh). Pinned, with its own
 # lock file, so a new release cannot change what CI builds.
-if ! cargo fuzz --version >/dev/null 2>&1; then
+if [ "$what" = all ] && ! cargo fuzz --version >/dev/null 2>&1; then
   echo "tests/setup.sh: installing cargo-fuzz 0.13.2"
   cargo install --locked --version 0.13.2 cargo-fuzz
 fi
 
 # --- 2. The test kernel -------------------------------------------------------------------
 CACHE=.cache/kernel
-# A cache unpacked before overlayfs was kept (tests/systemd_kernel.rs needs it) is redone.
+# A cache unpacked before overlayfs was kept (tests/ops/systemd_kernel.rs needs it) is redone.
 if [ -e "$CACHE/current/.complete" ] &&
   [ -n "$(find -L "$CACHE/current/lib/modules" -path '*/kernel/fs/overlayfs/*' -print -quit)" ]; then
   echo "tests/setup.sh: test kernel ready: $(cat "$CACHE/current/.complete")"

@@ -1,4 +1,4 @@
-//! Runs the kernel benchmarks (tests/kernel_bench.rs) in the test bed, in release mode,
+//! Runs the kernel benchmarks (tests/kernel_bench/main.rs) in the test bed, in release mode,
 //! and collects the `BENCH {json}` lines the guest prints, with the guest kernel's name.
 
 use std::io::{BufRead, BufReader};

@@ -7,7 +7,7 @@
 //! cargo run --release --example scale -- probe --nodes 10000 [--seconds 60]
 //! ```
 //!
-//! `kernel` runs tests/kernel_bench.rs in the test bed (tests/setup.sh installs it);
+//! `kernel` runs tests/kernel_bench/main.rs in the test bed (tests/setup.sh installs it);
 //! `probe` runs the weight driver's real prober against stub backends on loopback, each
 //! size in a fresh child process so that CPU time and peak RSS are that size's alone.
 //! The table goes to stdout and to `--out` (default target/scale-results.md); the raw

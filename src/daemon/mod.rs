@@ -31,6 +31,7 @@ pub mod options;
 pub mod params;
 pub mod run;
 pub mod status;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod weights;
 

@@ -3,6 +3,8 @@
 //! `reconcile`, and a scripted prober whose answers the test sets per node.
 //!
 //! Fakes are for fast tests of logic only; the kernel behaviour is tested in the test bed.
+//! Compiled only for tests (`cfg(test)`, or the `testing` feature that tests/ get through
+//! the crate's dev-dependency on itself, Cargo.toml): never into the shipped binary.
 
 use std::path::Path;
 use std::sync::Arc;

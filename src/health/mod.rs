@@ -13,6 +13,7 @@ mod jitter;
 pub mod parse;
 pub mod probe;
 pub mod scheduler;
+#[cfg(any(test, feature = "testing"))]
 pub mod scripted;
 pub mod target;
 pub mod thread;
@@ -22,6 +23,7 @@ pub use probe::{
     judge, probe, probe_until, reads_body, NetProber, ProbeResult, Prober, FULL_HEALTH,
 };
 pub use scheduler::{Sample, Scheduler, SyncReport};
+#[cfg(any(test, feature = "testing"))]
 pub use scripted::{Script, ScriptedProber};
 pub use target::{path_problem, PathProblem, ProbeKind, ProbeSettings, Target, TargetError};
 pub use thread::ProbeThread;

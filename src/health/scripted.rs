@@ -3,7 +3,8 @@
 //! with how many probes of that target were in flight.
 //!
 //! It touches no network and is meant only for tests of the scheduler, the weight driver and
-//! the daemon; production code uses `NetProber`.
+//! the daemon; production code uses `NetProber`. Compiled only for tests (`cfg(test)`, or
+//! the `testing` feature, Cargo.toml): never into the shipped binary.
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -477,7 +477,7 @@ fn attribute(batch: &Batch, answers: &[Msg], batch_errors: &[Msg]) -> Vec<Failur
 }
 
 #[cfg(test)]
-#[path = "../../tests/netns/mod.rs"]
+#[path = "../../tests/support/netns.rs"]
 mod netns;
 
 #[cfg(test)]

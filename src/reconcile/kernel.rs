@@ -6,17 +6,20 @@
 //! policy around it). It mimics the kernel's answers (EEXIST, ESRCH, ENOENT) but it is
 //! never the test of a kernel feature: those run against the real kernel in the test bed.
 
+#[cfg(any(test, feature = "testing"))]
 use std::collections::BTreeMap;
 use std::future::Future;
+#[cfg(any(test, feature = "testing"))]
 use std::net::IpAddr;
+#[cfg(any(test, feature = "testing"))]
 use std::sync::Mutex;
 
+#[cfg(any(test, feature = "testing"))]
 use nix::libc;
 
-use crate::ipvs::{
-    self, DaemonState, Dest, DestEntry, Op, Operation, Service, ServiceEntry, ServiceKey, Stats,
-    SyncDaemon,
-};
+use crate::ipvs::{self, DestEntry, Op, ServiceEntry, ServiceKey, SyncDaemon};
+#[cfg(any(test, feature = "testing"))]
+use crate::ipvs::{DaemonState, Dest, Operation, Service, Stats};
 
 /// What the reconciler needs from IPVS.
 pub trait IpvsKernel: Send + Sync {
@@ -57,10 +60,12 @@ impl IpvsKernel for ipvs::Client {
 }
 
 /// A service and its destinations keyed by (address, port), as the fake holds them.
+#[cfg(any(test, feature = "testing"))]
 type FakeService = (Service, BTreeMap<(IpAddr, u16), Dest>);
 
 /// One read the fake answered (or refused), in the order they came: what tests count to
 /// see how much of the table a pass reads.
+#[cfg(any(test, feature = "testing"))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Read {
     /// The dump of every service.
@@ -74,6 +79,7 @@ pub enum Read {
 }
 
 /// An in-memory IPVS table that answers like the kernel does, for unit tests.
+#[cfg(any(test, feature = "testing"))]
 #[derive(Default)]
 pub struct FakeKernel {
     table: Mutex<BTreeMap<ServiceKey, FakeService>>,
@@ -88,6 +94,7 @@ pub struct FakeKernel {
     reads: Mutex<Vec<Read>>,
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl FakeKernel {
     pub fn new() -> FakeKernel {
         FakeKernel::default()
@@ -212,6 +219,7 @@ impl FakeKernel {
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl IpvsKernel for FakeKernel {
     async fn services(&self) -> Result<Vec<ServiceEntry>, ipvs::Error> {
         self.dump(Read::Services, Operation::ListServices)?;

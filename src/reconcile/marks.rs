@@ -7,6 +7,7 @@
 //! written.
 
 use std::future::Future;
+#[cfg(any(test, feature = "testing"))]
 use std::sync::Mutex;
 
 use crate::nft::{Live, MarkRule, Nft, NftError};
@@ -63,6 +64,7 @@ pub async fn pass<M: MarkTable>(table: &M, wanted: &[MarkRule]) -> MarksReport {
 }
 
 /// An in-memory stand-in for bigbro's tables, for unit tests.
+#[cfg(any(test, feature = "testing"))]
 #[derive(Default)]
 pub struct FakeMarks {
     rules: Mutex<Vec<MarkRule>>,
@@ -72,6 +74,7 @@ pub struct FakeMarks {
     pub writes: Mutex<usize>,
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl FakeMarks {
     pub fn new() -> FakeMarks {
         FakeMarks::default()
@@ -100,6 +103,7 @@ impl FakeMarks {
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl MarkTable for FakeMarks {
     async fn read(&self) -> Result<Live, NftError> {
         self.check("tables")?;

@@ -34,7 +34,11 @@ pub mod reconciler;
 mod reconciler_tests;
 
 pub use diff::{diff, differs, Desired, DesiredService, Observed};
-pub use kernel::{FakeKernel, IpvsKernel};
-pub use marks::{FakeMarks, MarkTable};
+#[cfg(any(test, feature = "testing"))]
+pub use kernel::FakeKernel;
+pub use kernel::IpvsKernel;
+#[cfg(any(test, feature = "testing"))]
+pub use marks::FakeMarks;
+pub use marks::MarkTable;
 pub use pass::{observe, observe_each, pass, pass_with, PassReport, Reading};
 pub use reconciler::{DaemonsOutcome, MarksOutcome, PassOutcome, Reconciler, Scope};

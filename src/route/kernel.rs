@@ -41,12 +41,11 @@ impl RouteKernel for Client {
     }
 }
 
-// Unit tests only for now; once the crate has a `testing` feature, the fake belongs under
-// `#[cfg(any(test, feature = "testing"))]` like the other fakes, for the test binaries.
-#[cfg(test)]
+// The fake, like the other test doubles, only for tests (the `testing` feature).
+#[cfg(any(test, feature = "testing"))]
 pub use fake::FakeRoute;
 
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 mod fake {
     use std::sync::Mutex;
 

@@ -2,7 +2,7 @@
 //! bigbro's parsers of untrusted input, and asserts what must hold whatever the bytes (no
 //! panic, bounded reads, errors that say something, decode ∘ encode = identity where both
 //! exist). The libFuzzer targets in `fuzz_targets/` call these, and so does
-//! `tests/reliability_fuzz.rs` on the seed corpora and on every input a fuzz run ever
+//! `tests/reliability/fuzz.rs` on the seed corpora and on every input a fuzz run ever
 //! found, so a crash once found stays a plain `cargo test` failure.
 //!
 //! This file is shared by two crates (the fuzz crate and the main crate's tests) and uses

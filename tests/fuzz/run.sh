@@ -8,7 +8,7 @@
 # `nice -n 19`, and prints one summary line: executions, coverage, corpus size, duration.
 # A crash stops the script with libFuzzer's report; the input is in
 # tests/fuzz/artifacts/TARGET/ — fix the bug, then copy the input to
-# tests/fuzz/regressions/TARGET/ so `cargo test --test reliability_fuzz` keeps it fixed.
+# tests/fuzz/regressions/TARGET/ so `cargo test --test reliability fuzz::` keeps it fixed.
 #
 # cargo-fuzz needs nightly-only rustc flags (-Z...). RUSTC_BOOTSTRAP=1 makes the stable
 # compiler accept them; only the fuzz crate (its own workspace, own target directory) is

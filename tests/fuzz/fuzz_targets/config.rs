@@ -1,4 +1,4 @@
-//! Fuzz target `config`: the body is `checks::config` (shared with tests/reliability_fuzz.rs).
+//! Fuzz target `config`: the body is `checks::config` (shared with tests/reliability/fuzz.rs).
 #![no_main]
 
 #[path = "../checks.rs"]

@@ -1,4 +1,4 @@
-//! Fuzz target `ipvs_netlink`: the body is `checks::ipvs_netlink` (shared with tests/reliability_fuzz.rs).
+//! Fuzz target `ipvs_netlink`: the body is `checks::ipvs_netlink` (shared with tests/reliability/fuzz.rs).
 #![no_main]
 
 #[path = "../checks.rs"]

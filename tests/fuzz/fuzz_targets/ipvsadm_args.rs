@@ -1,4 +1,4 @@
-//! Fuzz target `ipvsadm_args`: the body is `checks::ipvsadm_args` (shared with tests/reliability_fuzz.rs).
+//! Fuzz target `ipvsadm_args`: the body is `checks::ipvsadm_args` (shared with tests/reliability/fuzz.rs).
 #![no_main]
 
 #[path = "../checks.rs"]

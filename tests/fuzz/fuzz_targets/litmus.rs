@@ -1,4 +1,4 @@
-//! Fuzz target `litmus`: the body is `checks::litmus` (shared with tests/reliability_fuzz.rs).
+//! Fuzz target `litmus`: the body is `checks::litmus` (shared with tests/reliability/fuzz.rs).
 #![no_main]
 
 #[path = "../checks.rs"]

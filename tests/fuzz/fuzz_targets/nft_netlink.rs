@@ -1,4 +1,4 @@
-//! Fuzz target `nft_netlink`: the body is `checks::nft_netlink` (shared with tests/reliability_fuzz.rs).
+//! Fuzz target `nft_netlink`: the body is `checks::nft_netlink` (shared with tests/reliability/fuzz.rs).
 #![no_main]
 
 #[path = "../checks.rs"]
