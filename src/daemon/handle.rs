@@ -8,6 +8,7 @@
 //! controller has acted on it (so `start` returning `Started` means the pass that creates
 //! the service has run; its errors, if any, are in the cluster's status).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,12 +16,12 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::metrics::{Metrics, MetricsSnapshot};
-use super::status::{ClusterStatus, ClusterSummary, DaemonStatus};
+use super::status::{ClusterState, ClusterStatus, ClusterSummary, DaemonStatus};
 use crate::config::{Errors, Model};
 use crate::health::Sample;
 use crate::types::ClusterName;
 use crate::weight::{
-    DriverError, DriverHandle, NodeKey, Override, OverrideRequest, PolicySnapshot,
+    ClusterSnapshot, DriverError, DriverHandle, NodeKey, Override, OverrideRequest, PolicySnapshot,
 };
 
 /// What `start` did (big_brother's `PUT /cluster/NAME`).
@@ -97,8 +98,8 @@ pub(crate) enum Command {
 #[derive(Clone, Debug)]
 pub(crate) struct View {
     pub model: Arc<Model>,
-    /// Every configured cluster, in configuration order (without policy snapshots).
-    pub clusters: Vec<ClusterStatus>,
+    /// Every configured cluster, in configuration order.
+    pub clusters: Vec<ClusterState>,
     pub daemon: DaemonStatus,
 }
 
@@ -140,16 +141,19 @@ impl Handle {
         self.ask(|r| Command::Stop(name, r)).await
     }
 
-    /// The status of one cluster, from the last published view (no kernel access): what
-    /// `GET /cluster/NAME/status` shows. None if the cluster is not configured.
+    /// The status of one cluster, from the last published view and the weight policy (no
+    /// kernel access): what `GET /cluster/NAME/status` shows. None if the cluster is not
+    /// configured.
     pub async fn status(&self, cluster: &str) -> Option<ClusterStatus> {
-        let status = self
+        let state = self
             .view()
             .clusters
             .iter()
             .find(|c| c.name.as_str() == cluster)?
             .clone();
-        Some(self.with_policy(status).await)
+        let policy = self.driver.snapshot().await.ok();
+        let own = policy.and_then(|p| p.clusters.into_iter().find(|c| c.name == state.name));
+        Some(ClusterStatus::new(state, own))
     }
 
     /// big_brother's `GET /cluster/NAME`: if the cluster is not running but its service is
@@ -166,11 +170,17 @@ impl Handle {
     /// Every configured cluster with its status, in configuration order.
     pub async fn statuses(&self) -> Vec<ClusterStatus> {
         let view = self.view();
-        let policy = self.driver.snapshot().await.ok();
+        let mut policy: HashMap<ClusterName, ClusterSnapshot> = match self.driver.snapshot().await {
+            Ok(p) => p
+                .clusters
+                .into_iter()
+                .map(|c| (c.name.clone(), c))
+                .collect(),
+            Err(_) => HashMap::new(),
+        };
         view.clusters
             .iter()
-            .cloned()
-            .map(|s| merge_policy(s, policy.as_ref()))
+            .map(|state| ClusterStatus::new(state.clone(), policy.remove(&state.name)))
             .collect()
     }
 
@@ -311,27 +321,4 @@ impl Handle {
         }
         Ok(NodeKey::new(&name, addr))
     }
-
-    async fn with_policy(&self, status: ClusterStatus) -> ClusterStatus {
-        let policy = self.driver.snapshot().await.ok();
-        merge_policy(status, policy.as_ref())
-    }
-}
-
-/// Fills a status's policy views from the policy snapshot.
-fn merge_policy(mut status: ClusterStatus, policy: Option<&PolicySnapshot>) -> ClusterStatus {
-    let Some(cluster) = policy.and_then(|p| p.cluster(status.name.as_str())) else {
-        return status;
-    };
-    if status.running {
-        for node in &mut status.nodes {
-            node.policy = cluster
-                .nodes
-                .iter()
-                .find(|n| n.addr == node.address)
-                .cloned();
-        }
-        status.policy = Some(cluster.clone());
-    }
-    status
 }
