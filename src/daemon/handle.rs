@@ -84,7 +84,7 @@ pub enum Error {
 pub(crate) type Reply<T> = oneshot::Sender<T>;
 
 /// What the controller is asked to do.
-pub(crate) enum Command {
+pub(crate) enum ControllerCommand {
     Start(String, Reply<Result<StartOutcome, Error>>),
     Stop(String, Reply<Result<StopOutcome, Error>>),
     /// Adopt the cluster from the kernel if it is not running (big_brother's
@@ -107,7 +107,7 @@ pub(crate) struct View {
 /// controller.
 #[derive(Clone)]
 pub struct Handle {
-    pub(crate) commands: mpsc::Sender<Command>,
+    pub(crate) commands: mpsc::Sender<ControllerCommand>,
     pub(crate) view: watch::Receiver<Arc<View>>,
     pub(crate) driver: DriverHandle,
     pub(crate) metrics: Metrics,
@@ -116,7 +116,7 @@ pub struct Handle {
 impl Handle {
     async fn ask<T>(
         &self,
-        make: impl FnOnce(Reply<Result<T, Error>>) -> Command,
+        make: impl FnOnce(Reply<Result<T, Error>>) -> ControllerCommand,
     ) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
         self.commands
@@ -131,14 +131,14 @@ impl Handle {
     /// every node at weight 1 until health is known.
     pub async fn start(&self, cluster: &str) -> Result<StartOutcome, Error> {
         let name = cluster.to_string();
-        self.ask(|r| Command::Start(name, r)).await
+        self.ask(|r| ControllerCommand::Start(name, r)).await
     }
 
     /// big_brother's stop (`DELETE /cluster/NAME`): delete the cluster's services (main and
     /// relay) and stop probing its nodes.
     pub async fn stop(&self, cluster: &str) -> Result<StopOutcome, Error> {
         let name = cluster.to_string();
-        self.ask(|r| Command::Stop(name, r)).await
+        self.ask(|r| ControllerCommand::Stop(name, r)).await
     }
 
     /// The status of one cluster, from the last published view and the weight policy (no
@@ -161,7 +161,10 @@ impl Handle {
     /// `Ok(None)` if the cluster is not configured.
     pub async fn synchronize(&self, cluster: &str) -> Result<Option<ClusterStatus>, Error> {
         let name = cluster.to_string();
-        if !self.ask(|r| Command::Synchronize(name, r)).await? {
+        if !self
+            .ask(|r| ControllerCommand::Synchronize(name, r))
+            .await?
+        {
             return Ok(None);
         }
         Ok(self.status(cluster).await)
@@ -203,13 +206,18 @@ impl Handle {
     /// show the refusal. A valid one is applied (clusters and nodes added and removed,
     /// scheduler, fwmark, vips, downpage, ramp and health settings) before this returns.
     pub async fn reload(&self) -> Result<ReloadReport, Error> {
-        self.ask(Command::Reload).await
+        self.ask(ControllerCommand::Reload).await
     }
 
     /// Stops the controller, leaving IPVS and nf_tables exactly as they are (SIGTERM).
     pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.commands.send(Command::Shutdown(tx)).await.is_ok() {
+        if self
+            .commands
+            .send(ControllerCommand::Shutdown(tx))
+            .await
+            .is_ok()
+        {
             let _ = rx.await;
         }
     }

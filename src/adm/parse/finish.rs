@@ -2,7 +2,7 @@
 //! one-packet scheduling, address families, tunnel options, list conflicts), then the
 //! command itself in the typed IPVS model. Never consults the name service or the kernel.
 
-use super::super::command::{Command, Format, List, ListTarget};
+use super::super::command::{AdmCommand, Format, List, ListTarget};
 use super::super::legality::{check_tunnel, Cmd, Optc};
 use super::super::names::IPPROTO_UDP;
 use super::state::State;
@@ -11,7 +11,7 @@ use super::{ParseError, FWD_DROUTE, FWD_TUNNEL};
 use crate::ipvs::{DaemonState, Op, ServiceFlags, SyncDaemon};
 
 /// The checks after option parsing, then the command itself.
-pub(super) fn finish(cmd: Cmd, mut st: State) -> Result<Command, ParseError> {
+pub(super) fn finish(cmd: Cmd, mut st: State) -> Result<AdmCommand, ParseError> {
     if matches!(cmd, Cmd::Add | Cmd::Edit) {
         if st.svc.fwmark == 0 && st.svc.port == 0 && st.svc.flags & ServiceFlags::PERSISTENT == 0 {
             return Err(ParseError::fail(
@@ -81,41 +81,41 @@ pub(super) fn finish(cmd: Cmd, mut st: State) -> Result<Command, ParseError> {
             } else {
                 ListTarget::All
             };
-            Command::List(List {
+            AdmCommand::List(List {
                 target,
                 format: st.format,
                 json: opts.has(Optc::Json),
             })
         }
-        Cmd::Restore => Command::Restore,
-        Cmd::Save => Command::Save(Format {
+        Cmd::Restore => AdmCommand::Restore,
+        Cmd::Save => AdmCommand::Save(Format {
             rule: true,
             ..st.format
         }),
-        Cmd::Flush => Command::Change(Op::Flush),
-        Cmd::Add => Command::Change(Op::AddService(st.service(need_key()?))),
-        Cmd::Edit => Command::Change(Op::EditService(st.service(need_key()?))),
-        Cmd::Del => Command::Change(Op::DelService(need_key()?)),
+        Cmd::Flush => AdmCommand::Change(Op::Flush),
+        Cmd::Add => AdmCommand::Change(Op::AddService(st.service(need_key()?))),
+        Cmd::Edit => AdmCommand::Change(Op::EditService(st.service(need_key()?))),
+        Cmd::Del => AdmCommand::Change(Op::DelService(need_key()?)),
         Cmd::Zero => {
             // libipvs sends no service (zero everything) when it is all zeroes.
             let all = st.svc.fwmark == 0 && st.svc.addr.is_unspecified() && st.svc.port == 0;
-            Command::Change(Op::Zero(if all { None } else { key }))
+            AdmCommand::Change(Op::Zero(if all { None } else { key }))
         }
-        Cmd::AddDest => Command::Change(Op::AddDest {
+        Cmd::AddDest => AdmCommand::Change(Op::AddDest {
             service: need_key()?,
             dest: st.dest(),
         }),
-        Cmd::EditDest => Command::Change(Op::EditDest {
+        Cmd::EditDest => AdmCommand::Change(Op::EditDest {
             service: need_key()?,
             dest: st.dest(),
         }),
-        Cmd::DelDest => Command::Change(Op::DelDest {
+        Cmd::DelDest => AdmCommand::Change(Op::DelDest {
             service: need_key()?,
             addr: st.dest.addr,
             port: st.dest.port,
         }),
-        Cmd::Timeout => Command::Change(Op::SetTimeouts(st.timeouts)),
-        Cmd::StartDaemon => Command::Change(Op::StartDaemon(SyncDaemon {
+        Cmd::Timeout => AdmCommand::Change(Op::SetTimeouts(st.timeouts)),
+        Cmd::StartDaemon => AdmCommand::Change(Op::StartDaemon(SyncDaemon {
             state: st.daemon.state.unwrap_or(DaemonState::Master),
             mcast_ifn: lossy(&st.daemon.mcast_ifn),
             sync_id: st.daemon.syncid,
@@ -124,7 +124,7 @@ pub(super) fn finish(cmd: Cmd, mut st: State) -> Result<Command, ParseError> {
             mcast_port: st.daemon.mcast_port,
             mcast_ttl: st.daemon.mcast_ttl,
         })),
-        Cmd::StopDaemon => Command::Change(Op::StopDaemon(
+        Cmd::StopDaemon => AdmCommand::Change(Op::StopDaemon(
             st.daemon.state.unwrap_or(DaemonState::Master),
         )),
     })

@@ -3,7 +3,7 @@
 //! options are applied in order (so `-r` before `-t` sees no service yet), every value goes
 //! through the same C conversions, and each failure carries ipvsadm's text and exit code.
 //!
-//! The result is a [`Command`] in the typed IPVS model. Parsing never touches the kernel; it
+//! The result is an [`AdmCommand`] in the typed IPVS model. Parsing never touches the kernel; it
 //! may consult the name service (a host or service name given as an address or port).
 //!
 //! One step a file, in the order a command line goes through them: `table.rs` (the popt
@@ -17,7 +17,7 @@ mod state;
 mod table;
 mod values;
 
-use super::command::Command;
+use super::command::AdmCommand;
 use super::legality::{check_command, Cmd};
 use super::names::Resolver;
 use super::popt::{Item, Scanner};
@@ -55,7 +55,7 @@ impl ParseError {
 }
 
 /// Parses one ipvsadm command line (`args` without argv[0]).
-pub fn parse(args: &[Vec<u8>], names: &dyn Resolver) -> Result<Command, ParseError> {
+pub fn parse(args: &[Vec<u8>], names: &dyn Resolver) -> Result<AdmCommand, ParseError> {
     let mut st = State::new();
     let mut scan = Scanner::new(OPTIONS, args);
     match scan.next_item() {

@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::super::command::{Command, Format};
+use super::super::command::{AdmCommand, Format};
 use super::super::legality::{Cmd, OptSet, Optc};
 use super::table::Tag;
 use super::values::lossy;
@@ -63,7 +63,7 @@ pub(super) struct Dmn {
 /// bit sets.
 pub(super) struct State {
     pub(super) cmd: Option<Cmd>,
-    pub(super) help_or_version: Option<Command>,
+    pub(super) help_or_version: Option<AdmCommand>,
     pub(super) svc: Svc,
     pub(super) dest: Dst,
     pub(super) daemon: Dmn,
@@ -146,11 +146,11 @@ impl State {
                 Cmd::StopDaemon
             }
             Tag::Help => {
-                self.help_or_version = Some(Command::Help);
+                self.help_or_version = Some(AdmCommand::Help);
                 return Ok(());
             }
             Tag::Version => {
-                self.help_or_version = Some(Command::Version);
+                self.help_or_version = Some(AdmCommand::Version);
                 return Ok(());
             }
             _ => return Err(ParseError::TryHelp),
