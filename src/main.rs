@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 
 use bigbro::api::client;
 use bigbro::config;
@@ -26,11 +26,11 @@ struct Cli {
     #[arg(short = 'v', long = "verbose", global = true)]
     verbose: bool,
     #[command(subcommand)]
-    command: Command,
+    command: Subcommand,
 }
 
-#[derive(Subcommand, Debug)]
-enum Command {
+#[derive(clap::Subcommand, Debug)]
+enum Subcommand {
     /// Validate a configuration and print the IPVS and nf_tables state it asks for.
     Check {
         /// Configuration file.
@@ -140,7 +140,7 @@ struct ApiArgs {
 }
 
 impl ApiArgs {
-    fn run(self, command: bigbro::api::client::Command) -> ExitCode {
+    fn run(self, command: bigbro::api::client::ClientCommand) -> ExitCode {
         let target = bigbro::api::client::Target {
             url: self.url,
             token_file: self.token_file,
@@ -170,39 +170,39 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     match cli.command {
-        Command::Check {
+        Subcommand::Check {
             config,
             ipvs,
             nft,
             cluster,
         } => check(&config, ipvs, nft, cluster.as_deref()),
-        Command::Daemon {
+        Subcommand::Daemon {
             config,
             data_dir,
             port,
             binding,
         } => daemon(&config, data_dir, port, binding),
-        Command::Ipvsadm { args } => run_ipvsadm("ipvsadm", args),
-        Command::Man { dir } => man_pages(&dir),
-        Command::Status { cluster, api } => api.run(client::Command::Status { cluster }),
-        Command::Start { cluster, api } => api.run(client::Command::Start { cluster }),
-        Command::Stop { cluster, api } => api.run(client::Command::Stop { cluster }),
-        Command::Drain {
+        Subcommand::Ipvsadm { args } => run_ipvsadm("ipvsadm", args),
+        Subcommand::Man { dir } => man_pages(&dir),
+        Subcommand::Status { cluster, api } => api.run(client::ClientCommand::Status { cluster }),
+        Subcommand::Start { cluster, api } => api.run(client::ClientCommand::Start { cluster }),
+        Subcommand::Stop { cluster, api } => api.run(client::ClientCommand::Stop { cluster }),
+        Subcommand::Drain {
             cluster,
             node,
             reason,
             for_seconds,
             api,
-        } => api.run(client::Command::Drain {
+        } => api.run(client::ClientCommand::Drain {
             cluster,
             node,
             reason,
             ttl_seconds: for_seconds,
         }),
-        Command::Undrain { cluster, node, api } => {
-            api.run(client::Command::Undrain { cluster, node })
+        Subcommand::Undrain { cluster, node, api } => {
+            api.run(client::ClientCommand::Undrain { cluster, node })
         }
-        Command::Reload { api } => api.run(client::Command::Reload),
+        Subcommand::Reload { api } => api.run(client::ClientCommand::Reload),
     }
 }
 

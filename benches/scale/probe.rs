@@ -1,5 +1,5 @@
 //! Health probing at scale: N litmus targets on loopback probed every interval by the real
-//! weight driver (health::Scheduler + NetProber inside it), in this process, while the stub
+//! weight driver (health::ProbeScheduler + NetProber inside it), in this process, while the stub
 //! backends run in a child process. Measures this process's CPU time (getrusage, every
 //! thread) and peak RSS (VmHWM), and when each probe started against its target's tick
 //! grid.

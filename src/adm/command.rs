@@ -49,7 +49,7 @@ pub struct List {
 
 /// One ipvsadm command.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Command {
+pub enum AdmCommand {
     /// `-A -E -D -C -a -e -d -Z --set --start-daemon --stop-daemon`: one change to the
     /// kernel's state, exactly as ipvsadm would request it.
     Change(Op),

@@ -14,7 +14,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use super::backend::{Backend, Func, KernelError};
-use super::command::{Command, Format, List, ListTarget};
+use super::command::{AdmCommand, Format, List, ListTarget};
 use super::conn;
 use super::help;
 use super::json;
@@ -117,12 +117,12 @@ impl<'a> Runner<'a> {
     ) -> Result<i32, Exit> {
         match parse(args, self.names) {
             Err(e) => self.parse_error(e),
-            Ok(Command::Restore) if in_restore => {
+            Ok(AdmCommand::Restore) if in_restore => {
                 let msg = help::try_help(&self.program);
                 self.eprint(&msg);
                 Err(Exit(255))
             }
-            Ok(Command::Restore) => self.restore(stdin),
+            Ok(AdmCommand::Restore) => self.restore(stdin),
             Ok(cmd) => self.execute(&cmd),
         }
     }
@@ -146,21 +146,21 @@ impl<'a> Runner<'a> {
     }
 
     /// One command other than a restore.
-    pub fn execute(&mut self, cmd: &Command) -> Result<i32, Exit> {
+    pub fn execute(&mut self, cmd: &AdmCommand) -> Result<i32, Exit> {
         match cmd {
-            Command::Help => {
+            AdmCommand::Help => {
                 let text = help::usage(&self.program);
                 self.out.extend_from_slice(text.as_bytes());
                 Err(Exit(0))
             }
-            Command::Version => {
+            AdmCommand::Version => {
                 self.out.extend_from_slice(help::VERSION.as_bytes());
                 Err(Exit(0))
             }
-            Command::List(list) => self.list(list).map(|()| 0),
-            Command::Save(format) => self.list_all(*format).map(|()| 0),
-            Command::Restore => Ok(0),
-            Command::Change(op) => {
+            AdmCommand::List(list) => self.list(list).map(|()| 0),
+            AdmCommand::Save(format) => self.list_all(*format).map(|()| 0),
+            AdmCommand::Restore => Ok(0),
+            AdmCommand::Change(op) => {
                 let mut pending = vec![op.clone()];
                 self.flush(&mut pending)
             }
@@ -349,7 +349,7 @@ impl<'a> Runner<'a> {
                 continue;
             }
             let parsed = parse(&words, self.names);
-            if let Ok(Command::Change(op)) = parsed {
+            if let Ok(AdmCommand::Change(op)) = parsed {
                 pending.push(op);
                 // Apply what is at hand before waiting for more input (or when a batch
                 // is full): a slow writer sees each change made as ipvsadm would make it.
@@ -363,7 +363,7 @@ impl<'a> Runner<'a> {
             }
             result = match parsed {
                 Err(e) => self.parse_error(e)?,
-                Ok(Command::Restore) => {
+                Ok(AdmCommand::Restore) => {
                     let msg = help::try_help(&self.program);
                     self.eprint(&msg);
                     return Err(Exit(255));

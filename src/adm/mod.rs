@@ -8,7 +8,7 @@
 //! listings. This front end must never change kernel state except as the command line
 //! asks, and never on a command line it refuses.
 //!
-//! Layers: `popt` (words to options) → `parse` + `legality` (options to a [`Command`]) →
+//! Layers: `popt` (words to options) → `parse` + `legality` (options to an [`AdmCommand`]) →
 //! `exec` (commands to [`Backend`] calls) → `listing` / `json` (state to text). `client`
 //! implements [`Backend`] on `ipvs::Client`.
 
@@ -29,7 +29,7 @@ pub mod restore;
 pub mod sort;
 
 pub use backend::Backend;
-pub use command::Command;
+pub use command::AdmCommand;
 pub use exec::Runner;
 
 use std::ffi::OsString;

@@ -33,7 +33,7 @@ pub struct Target {
 
 /// One command of the client.
 #[derive(Clone, Debug)]
-pub enum Command {
+pub enum ClientCommand {
     Status {
         cluster: Option<String>,
     },
@@ -96,7 +96,7 @@ impl Outcome {
 }
 
 /// Runs `command` against `target` (blocking: it starts its own small runtime).
-pub fn run(target: &Target, command: Command) -> Outcome {
+pub fn run(target: &Target, command: ClientCommand) -> Outcome {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -108,23 +108,27 @@ pub fn run(target: &Target, command: Command) -> Outcome {
 }
 
 /// The same, inside a runtime.
-pub async fn run_async(target: &Target, command: Command) -> Outcome {
+pub async fn run_async(target: &Target, command: ClientCommand) -> Outcome {
     let client = match Client::new(target) {
         Ok(c) => c,
         Err(o) => return o,
     };
     match command {
-        Command::Status { cluster } => status(&client, cluster.as_deref(), target.json).await,
-        Command::Start { cluster } => start_stop(&client, &cluster, "start", target.json).await,
-        Command::Stop { cluster } => start_stop(&client, &cluster, "stop", target.json).await,
-        Command::Drain {
+        ClientCommand::Status { cluster } => status(&client, cluster.as_deref(), target.json).await,
+        ClientCommand::Start { cluster } => {
+            start_stop(&client, &cluster, "start", target.json).await
+        }
+        ClientCommand::Stop { cluster } => start_stop(&client, &cluster, "stop", target.json).await,
+        ClientCommand::Drain {
             cluster,
             node,
             reason,
             ttl_seconds,
         } => drain(&client, &cluster, &node, reason, ttl_seconds, target.json).await,
-        Command::Undrain { cluster, node } => undrain(&client, &cluster, &node, target.json).await,
-        Command::Reload => reload(&client, target.json).await,
+        ClientCommand::Undrain { cluster, node } => {
+            undrain(&client, &cluster, &node, target.json).await
+        }
+        ClientCommand::Reload => reload(&client, target.json).await,
     }
 }
 

@@ -139,9 +139,8 @@ fn cluster_families(w: &mut Writer, clusters: &[ClusterStatus]) {
 fn node_families(w: &mut Writer, clusters: &[ClusterStatus]) {
     let nodes = || {
         clusters.iter().flat_map(|c| {
-            c.nodes
-                .iter()
-                .map(move |n| (c.name.as_str(), n.address.to_string(), n))
+            c.nodes()
+                .map(move |(n, p)| (c.name.as_str(), n.address.to_string(), n, p))
         })
     };
     w.family(
@@ -149,8 +148,8 @@ fn node_families(w: &mut Writer, clusters: &[ClusterStatus]) {
         Kind::Gauge,
         "1 when the node is up after rise/fall, 0 when down, not yet judged or not probed (cluster stopped).",
     );
-    for (cluster, node, n) in nodes() {
-        let up = n.policy.as_ref().is_some_and(|p| p.status == Status::Up);
+    for (cluster, node, _, p) in nodes() {
+        let up = p.is_some_and(|p| p.status == Status::Up);
         w.sample(&[("cluster", cluster), ("node", &node)], flag(up));
     }
     w.family(
@@ -158,8 +157,8 @@ fn node_families(w: &mut Writer, clusters: &[ClusterStatus]) {
         Kind::Gauge,
         "The health the node's weight is computed from (absent while not known).",
     );
-    for (cluster, node, n) in nodes() {
-        if let Some(h) = n.policy.as_ref().and_then(|p| p.health) {
+    for (cluster, node, _, p) in nodes() {
+        if let Some(h) = p.and_then(|p| p.health) {
             w.sample(&[("cluster", cluster), ("node", &node)], f64::from(h));
         }
     }
@@ -168,7 +167,7 @@ fn node_families(w: &mut Writer, clusters: &[ClusterStatus]) {
         Kind::Gauge,
         "The weight bigbro wants for the node (0 while the cluster is stopped).",
     );
-    for (cluster, node, n) in nodes() {
+    for (cluster, node, n, _) in nodes() {
         w.sample(
             &[("cluster", cluster), ("node", &node)],
             f64::from(n.weight.get()),
@@ -179,7 +178,7 @@ fn node_families(w: &mut Writer, clusters: &[ClusterStatus]) {
         Kind::Gauge,
         "The node's weight in IPVS at the last reconcile pass (absent when not in IPVS).",
     );
-    for (cluster, node, n) in nodes() {
+    for (cluster, node, n, _) in nodes() {
         if let Some(k) = n.kernel_weight() {
             w.sample(&[("cluster", cluster), ("node", &node)], f64::from(k));
         }
@@ -189,8 +188,8 @@ fn node_families(w: &mut Writer, clusters: &[ClusterStatus]) {
         Kind::Gauge,
         "Ramp-up progress from 0 to 1 (1 when not ramping, 0 when not up; absent when not probed).",
     );
-    for (cluster, node, n) in nodes() {
-        if let Some(p) = &n.policy {
+    for (cluster, node, _, p) in nodes() {
+        if let Some(p) = p {
             w.sample(&[("cluster", cluster), ("node", &node)], p.ramp_progress);
         }
     }

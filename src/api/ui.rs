@@ -17,7 +17,7 @@ use axum::Router;
 
 use super::server::AppState;
 use crate::daemon::{ClusterStatus, NodeStatus};
-use crate::weight::{OverrideView, Status};
+use crate::weight::{NodeSnapshot, OverrideView, Status};
 
 /// Seconds between refreshes.
 pub const REFRESH_SECONDS: u32 = 2;
@@ -189,14 +189,13 @@ fn cluster(out: &mut String, c: &ClusterStatus) {
         "<table>\n<thead><tr><th>Node</th><th>Status</th><th>Health</th><th>Weight (share)</th>\
          <th>In kernel</th><th>Ramp</th><th>Last probe</th><th>Override</th></tr></thead>\n<tbody>\n",
     );
-    for n in &c.nodes {
-        node(out, n, total);
+    for (n, p) in c.nodes() {
+        node(out, n, p, total);
     }
     out.push_str("</tbody>\n</table>\n</section>\n");
 }
 
-fn node(out: &mut String, n: &NodeStatus, total: u64) {
-    let p = n.policy.as_ref();
+fn node(out: &mut String, n: &NodeStatus, p: Option<&NodeSnapshot>, total: u64) {
     let status = match p.map(|p| p.status) {
         Some(Status::Up) => "up",
         Some(Status::Down) => "down",

@@ -26,7 +26,7 @@ use super::server::{AppState, Failure};
 use crate::config::BackendMode;
 use crate::daemon::{self, ClusterStatus, NodeStatus, StartOutcome, StopOutcome};
 use crate::types::Weight;
-use crate::weight::{Force, Override, OverrideRequest, OverrideView, Source, Status};
+use crate::weight::{Force, NodeSnapshot, Override, OverrideRequest, OverrideView, Source, Status};
 
 /// The longest override reason accepted.
 pub const MAX_REASON_LEN: usize = 500;
@@ -221,8 +221,7 @@ impl OverrideJson {
 }
 
 impl NodeJson {
-    pub fn from_status(n: &NodeStatus) -> NodeJson {
-        let p = n.policy.as_ref();
+    pub fn from_status(n: &NodeStatus, p: Option<&NodeSnapshot>) -> NodeJson {
         NodeJson {
             address: n.address,
             port: n.port,
@@ -281,7 +280,10 @@ impl ClusterJson {
                 active: d.active,
             }),
             errors: c.errors.clone(),
-            nodes: c.nodes.iter().map(NodeJson::from_status).collect(),
+            nodes: c
+                .nodes()
+                .map(|(n, p)| NodeJson::from_status(n, p))
+                .collect(),
             remote_nodes: c
                 .remote_nodes
                 .iter()
@@ -481,7 +483,10 @@ async fn nodes(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let c = find(&app, &name).await?;
-    let nodes: Vec<NodeJson> = c.nodes.iter().map(NodeJson::from_status).collect();
+    let nodes: Vec<NodeJson> = c
+        .nodes()
+        .map(|(n, p)| NodeJson::from_status(n, p))
+        .collect();
     Ok(json_response(
         StatusCode::OK,
         &serde_json::json!({ "cluster": name, "nodes": nodes }),
@@ -499,7 +504,8 @@ async fn node(
         .iter()
         .find(|n| n.address == addr)
         .ok_or_else(|| unknown_node(&name, addr))?;
-    Ok(json_response(StatusCode::OK, &NodeJson::from_status(n)))
+    let json = NodeJson::from_status(n, c.node_policy(addr));
+    Ok(json_response(StatusCode::OK, &json))
 }
 
 async fn start(

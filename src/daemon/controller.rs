@@ -46,7 +46,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use super::handle::{Command, Handle, View};
+use super::handle::{ControllerCommand, Handle, View};
 use super::interpol::{self, Poll, Pollers};
 use super::metrics::Metrics;
 use super::nagios::Reporter;
@@ -175,7 +175,11 @@ fn every(period: Duration) -> Interval {
 }
 
 impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
-    async fn run(mut self, mut commands: mpsc::Receiver<Command>, mut polls: mpsc::Receiver<Poll>) {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<ControllerCommand>,
+        mut polls: mpsc::Receiver<Poll>,
+    ) {
         if self.try_adopt().await {
             self.pass(Trigger::Command, true).await;
         } else {
@@ -192,7 +196,7 @@ impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
             tokio::select! {
                 command = commands.recv() => match command {
                     None => return self.shutdown().await,
-                    Some(Command::Shutdown(reply)) => {
+                    Some(ControllerCommand::Shutdown(reply)) => {
                         self.shutdown().await;
                         let _ = reply.send(());
                         return;
@@ -233,29 +237,29 @@ impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
         }
     }
 
-    async fn command(&mut self, command: Command) {
+    async fn command(&mut self, command: ControllerCommand) {
         // Commands change the configuration and the running clusters.
         self.weights.all_stale();
         match command {
-            Command::Start(name, reply) => {
+            ControllerCommand::Start(name, reply) => {
                 let r = self.start(&name).await;
                 let _ = reply.send(r);
             }
-            Command::Stop(name, reply) => {
+            ControllerCommand::Stop(name, reply) => {
                 let r = self.stop(&name).await;
                 let _ = reply.send(r);
             }
-            Command::Synchronize(name, reply) => {
+            ControllerCommand::Synchronize(name, reply) => {
                 let r = self.synchronize(&name).await;
                 let _ = reply.send(r);
             }
-            Command::Reload(reply) => {
+            ControllerCommand::Reload(reply) => {
                 self.options.notifier.reloading();
                 let r = self.reload().await;
                 self.options.notifier.ready(&self.status_line());
                 let _ = reply.send(r);
             }
-            Command::Shutdown(reply) => {
+            ControllerCommand::Shutdown(reply) => {
                 let _ = reply.send(());
             }
         }

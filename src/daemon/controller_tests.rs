@@ -150,7 +150,10 @@ async fn start_programs_weight_one_then_health_and_stop_removes_exactly_its_serv
     assert!(s.running);
     assert_eq!(s.combined_weight, 100);
     assert_eq!(s.nodes[0].kernel_weight(), Some(30));
-    assert!(s.nodes[0].policy.is_some(), "policy view merged in");
+    assert!(
+        s.node_policy(s.nodes[0].address).is_some(),
+        "policy view merged in"
+    );
     let listed = h.clusters();
     assert_eq!(
         listed
@@ -440,7 +443,7 @@ clusters:
     let s = h.status("web").await.unwrap();
     assert!(s.running);
     assert_eq!(
-        s.nodes[0].policy.as_ref().unwrap().status,
+        s.node_policy(s.nodes[0].address).unwrap().status,
         crate::weight::Status::Down
     );
     let s = until(h, "web", "new node up", |s| {

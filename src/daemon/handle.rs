@@ -8,6 +8,7 @@
 //! controller has acted on it (so `start` returning `Started` means the pass that creates
 //! the service has run; its errors, if any, are in the cluster's status).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,12 +16,12 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::metrics::{Metrics, MetricsSnapshot};
-use super::status::{ClusterStatus, ClusterSummary, DaemonStatus};
+use super::status::{ClusterState, ClusterStatus, ClusterSummary, DaemonStatus};
 use crate::config::{Errors, Model};
 use crate::health::Sample;
 use crate::types::ClusterName;
 use crate::weight::{
-    DriverError, DriverHandle, NodeKey, Override, OverrideRequest, PolicySnapshot,
+    ClusterSnapshot, DriverError, DriverHandle, NodeKey, Override, OverrideRequest, PolicySnapshot,
 };
 
 /// What `start` did (big_brother's `PUT /cluster/NAME`).
@@ -83,7 +84,7 @@ pub enum Error {
 pub(crate) type Reply<T> = oneshot::Sender<T>;
 
 /// What the controller is asked to do.
-pub(crate) enum Command {
+pub(crate) enum ControllerCommand {
     Start(String, Reply<Result<StartOutcome, Error>>),
     Stop(String, Reply<Result<StopOutcome, Error>>),
     /// Adopt the cluster from the kernel if it is not running (big_brother's
@@ -97,8 +98,8 @@ pub(crate) enum Command {
 #[derive(Clone, Debug)]
 pub(crate) struct View {
     pub model: Arc<Model>,
-    /// Every configured cluster, in configuration order (without policy snapshots).
-    pub clusters: Vec<ClusterStatus>,
+    /// Every configured cluster, in configuration order.
+    pub clusters: Vec<ClusterState>,
     pub daemon: DaemonStatus,
 }
 
@@ -106,7 +107,7 @@ pub(crate) struct View {
 /// controller.
 #[derive(Clone)]
 pub struct Handle {
-    pub(crate) commands: mpsc::Sender<Command>,
+    pub(crate) commands: mpsc::Sender<ControllerCommand>,
     pub(crate) view: watch::Receiver<Arc<View>>,
     pub(crate) driver: DriverHandle,
     pub(crate) metrics: Metrics,
@@ -115,7 +116,7 @@ pub struct Handle {
 impl Handle {
     async fn ask<T>(
         &self,
-        make: impl FnOnce(Reply<Result<T, Error>>) -> Command,
+        make: impl FnOnce(Reply<Result<T, Error>>) -> ControllerCommand,
     ) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
         self.commands
@@ -130,26 +131,29 @@ impl Handle {
     /// every node at weight 1 until health is known.
     pub async fn start(&self, cluster: &str) -> Result<StartOutcome, Error> {
         let name = cluster.to_string();
-        self.ask(|r| Command::Start(name, r)).await
+        self.ask(|r| ControllerCommand::Start(name, r)).await
     }
 
     /// big_brother's stop (`DELETE /cluster/NAME`): delete the cluster's services (main and
     /// relay) and stop probing its nodes.
     pub async fn stop(&self, cluster: &str) -> Result<StopOutcome, Error> {
         let name = cluster.to_string();
-        self.ask(|r| Command::Stop(name, r)).await
+        self.ask(|r| ControllerCommand::Stop(name, r)).await
     }
 
-    /// The status of one cluster, from the last published view (no kernel access): what
-    /// `GET /cluster/NAME/status` shows. None if the cluster is not configured.
+    /// The status of one cluster, from the last published view and the weight policy (no
+    /// kernel access): what `GET /cluster/NAME/status` shows. None if the cluster is not
+    /// configured.
     pub async fn status(&self, cluster: &str) -> Option<ClusterStatus> {
-        let status = self
+        let state = self
             .view()
             .clusters
             .iter()
             .find(|c| c.name.as_str() == cluster)?
             .clone();
-        Some(self.with_policy(status).await)
+        let policy = self.driver.snapshot().await.ok();
+        let own = policy.and_then(|p| p.clusters.into_iter().find(|c| c.name == state.name));
+        Some(ClusterStatus::new(state, own))
     }
 
     /// big_brother's `GET /cluster/NAME`: if the cluster is not running but its service is
@@ -157,7 +161,10 @@ impl Handle {
     /// `Ok(None)` if the cluster is not configured.
     pub async fn synchronize(&self, cluster: &str) -> Result<Option<ClusterStatus>, Error> {
         let name = cluster.to_string();
-        if !self.ask(|r| Command::Synchronize(name, r)).await? {
+        if !self
+            .ask(|r| ControllerCommand::Synchronize(name, r))
+            .await?
+        {
             return Ok(None);
         }
         Ok(self.status(cluster).await)
@@ -166,11 +173,17 @@ impl Handle {
     /// Every configured cluster with its status, in configuration order.
     pub async fn statuses(&self) -> Vec<ClusterStatus> {
         let view = self.view();
-        let policy = self.driver.snapshot().await.ok();
+        let mut policy: HashMap<ClusterName, ClusterSnapshot> = match self.driver.snapshot().await {
+            Ok(p) => p
+                .clusters
+                .into_iter()
+                .map(|c| (c.name.clone(), c))
+                .collect(),
+            Err(_) => HashMap::new(),
+        };
         view.clusters
             .iter()
-            .cloned()
-            .map(|s| merge_policy(s, policy.as_ref()))
+            .map(|state| ClusterStatus::new(state.clone(), policy.remove(&state.name)))
             .collect()
     }
 
@@ -193,13 +206,18 @@ impl Handle {
     /// show the refusal. A valid one is applied (clusters and nodes added and removed,
     /// scheduler, fwmark, vips, downpage, ramp and health settings) before this returns.
     pub async fn reload(&self) -> Result<ReloadReport, Error> {
-        self.ask(Command::Reload).await
+        self.ask(ControllerCommand::Reload).await
     }
 
     /// Stops the controller, leaving IPVS and nf_tables exactly as they are (SIGTERM).
     pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.commands.send(Command::Shutdown(tx)).await.is_ok() {
+        if self
+            .commands
+            .send(ControllerCommand::Shutdown(tx))
+            .await
+            .is_ok()
+        {
             let _ = rx.await;
         }
     }
@@ -311,27 +329,4 @@ impl Handle {
         }
         Ok(NodeKey::new(&name, addr))
     }
-
-    async fn with_policy(&self, status: ClusterStatus) -> ClusterStatus {
-        let policy = self.driver.snapshot().await.ok();
-        merge_policy(status, policy.as_ref())
-    }
-}
-
-/// Fills a status's policy views from the policy snapshot.
-fn merge_policy(mut status: ClusterStatus, policy: Option<&PolicySnapshot>) -> ClusterStatus {
-    let Some(cluster) = policy.and_then(|p| p.cluster(status.name.as_str())) else {
-        return status;
-    };
-    if status.running {
-        for node in &mut status.nodes {
-            node.policy = cluster
-                .nodes
-                .iter()
-                .find(|n| n.addr == node.address)
-                .cloned();
-        }
-        status.policy = Some(cluster.clone());
-    }
-    status
 }

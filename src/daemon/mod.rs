@@ -43,6 +43,6 @@ pub use handle::{Error, Handle, ReloadReport, StartOutcome, StopOutcome};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use notify::Notifier;
 pub use status::{
-    ClusterStatus, ClusterSummary, DaemonStatus, DownpageStatus, KernelDest, KernelService,
-    MarksStatus, NodeStatus, PassStatus, ReloadStatus, RemoteNodeStatus, Trigger,
+    ClusterState, ClusterStatus, ClusterSummary, DaemonStatus, DownpageStatus, KernelDest,
+    KernelService, MarksStatus, NodeStatus, PassStatus, ReloadStatus, RemoteNodeStatus, Trigger,
 };

@@ -4,8 +4,12 @@
 //! pass, mark rules, sync daemon, reloads). These are the answers of [`super::Handle`]'s
 //! queries, shaped to serialize to JSON as they are.
 //!
-//! [`cluster_status`] builds a cluster's status from the controller's state and the
-//! reconciler's last reading, when the controller publishes.
+//! A cluster's status has two parts, each with one writer, side by side and never merged:
+//! [`ClusterState`], which [`cluster_status`] builds from the controller's state and the
+//! reconciler's last reading when the controller publishes (`src/daemon/controller.rs`),
+//! and the weight policy's [`ClusterSnapshot`], read from the weight driver when a query is
+//! answered (`src/weight/driver.rs`). No fact is in both: weights and the kernel come only
+//! from the first, probes, streaks, ages and overrides only from the second.
 //!
 //! Plain data: building or reading a status never changes anything.
 
@@ -23,9 +27,61 @@ use crate::reconcile::Observed;
 use crate::types::{ClusterName, Fwmark, Weight};
 use crate::weight::{ClusterSnapshot, NodeSnapshot};
 
-/// One cluster.
+/// One cluster as a query answers it: the controller's part and the weight policy's part.
+///
+/// The policy's part is read from the weight driver when the query is answered, not
+/// published with the controller's: it changes with every probe and every override
+/// (which do not go through the controller), and its ages are relative to the moment it
+/// is read. So it is never staler than the query, and a probe costs nothing here.
+///
+/// Derefs to [`ClusterState`] so the controller's facts read as fields
+/// (`status.running`); the policy's are in [`ClusterStatus::policy`] and
+/// [`ClusterStatus::nodes`].
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ClusterStatus {
+    #[serde(flatten)]
+    pub state: ClusterState,
+    /// The weight policy's view (overrides, files, every node's health, streaks, ramp,
+    /// last probe); None while the cluster is stopped.
+    pub policy: Option<ClusterSnapshot>,
+}
+
+impl ClusterStatus {
+    /// Puts the controller's `state` and the policy's view of the cluster side by side;
+    /// the view is dropped while the cluster is stopped (the driver may not have forgotten
+    /// it yet).
+    pub fn new(state: ClusterState, policy: Option<ClusterSnapshot>) -> ClusterStatus {
+        let policy = policy.filter(|_| state.running);
+        ClusterStatus { state, policy }
+    }
+
+    /// The policy's view of the node at `address`; None while the cluster is stopped.
+    pub fn node_policy(&self, address: IpAddr) -> Option<&NodeSnapshot> {
+        let nodes = &self.policy.as_ref()?.nodes;
+        // In address order (`ClusterSnapshot::nodes`): a page of n nodes stays O(n log n).
+        let i = nodes.binary_search_by_key(&address, |n| n.addr).ok()?;
+        nodes.get(i)
+    }
+
+    /// The local nodes in configuration order, each with the policy's view of it.
+    pub fn nodes(&self) -> impl Iterator<Item = (&NodeStatus, Option<&NodeSnapshot>)> {
+        self.state
+            .nodes
+            .iter()
+            .map(|n| (n, self.node_policy(n.address)))
+    }
+}
+
+impl std::ops::Deref for ClusterStatus {
+    type Target = ClusterState;
+    fn deref(&self) -> &ClusterState {
+        &self.state
+    }
+}
+
+/// One cluster as the controller publishes it after a pass, command or reload.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ClusterState {
     pub name: ClusterName,
     pub fwmark: Fwmark,
     /// The relay service's fwmark (`fwmark + offset`), when the cluster is multi-datacenter.
@@ -52,8 +108,6 @@ pub struct ClusterStatus {
     /// What failed in the last reconciliation of this cluster's services (kernel errors,
     /// each naming the operation); empty when it is as wanted.
     pub errors: Vec<String>,
-    /// The weight policy's view (overrides, files); None while the cluster is stopped.
-    pub policy: Option<ClusterSnapshot>,
 }
 
 /// One local node of a cluster.
@@ -72,8 +126,6 @@ pub struct NodeStatus {
     pub in_ipvs: bool,
     /// The node's destination in the main service, as the last dump found it.
     pub kernel: Option<KernelDest>,
-    /// Health, rise/fall, ramp, last probe, override; None while the cluster is stopped.
-    pub policy: Option<NodeSnapshot>,
 }
 
 impl NodeStatus {
@@ -278,15 +330,14 @@ pub struct ReloadStatus {
 
 /// The status of `c`: running when `run` is given, with the weights the daemon programs,
 /// and its services as the reconciler last read them (`observed`) with the errors of its
-/// last pass (`errors`, by service; those under no key concern every cluster). The policy
-/// views are left empty.
+/// last pass (`errors`, by service; those under no key concern every cluster).
 pub fn cluster_status(
     c: &Cluster,
     run: Option<&Running>,
     weights: &Weights,
     observed: &BTreeMap<ServiceKey, Observed>,
     errors: &BTreeMap<Option<ServiceKey>, Vec<String>>,
-) -> ClusterStatus {
+) -> ClusterState {
     let kernel = observed
         .get(&c.service_key())
         .map(KernelService::from_observed);
@@ -309,7 +360,6 @@ pub fn cluster_status(
             weight: weight(n.address),
             in_ipvs: run.is_some_and(|r| !c.is_active_passive() || r.active == Some(n.address)),
             kernel: kernel.as_ref().and_then(|k| k.dest(n.address)).cloned(),
-            policy: None,
         })
         .collect();
     let remote_nodes = run
@@ -334,7 +384,7 @@ pub fn cluster_status(
             own_errors.extend(errors.get(&key).into_iter().flatten().cloned());
         }
     }
-    ClusterStatus {
+    ClusterState {
         name: c.name.clone(),
         fwmark: c.fwmark,
         relay_fwmark: c.relay_fwmark(),
@@ -352,6 +402,5 @@ pub fn cluster_status(
         kernel,
         relay_kernel,
         errors: own_errors,
-        policy: None,
     }
 }

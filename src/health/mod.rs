@@ -22,7 +22,7 @@ pub use error::{Phase, ProbeError};
 pub use probe::{
     judge, probe, probe_until, reads_body, NetProber, ProbeResult, Prober, FULL_HEALTH,
 };
-pub use scheduler::{Sample, Scheduler, SyncReport};
+pub use scheduler::{ProbeScheduler, Sample, SyncReport};
 #[cfg(any(test, feature = "testing"))]
 pub use scripted::{Script, ScriptedProber};
 pub use target::{path_problem, PathProblem, ProbeKind, ProbeSettings, Target, TargetError};

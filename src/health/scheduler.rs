@@ -57,7 +57,7 @@ struct Task {
 }
 
 /// Owns the probe tasks. Dropping it stops them all. Must be used inside a tokio runtime.
-pub struct Scheduler<P: Prober = NetProber> {
+pub struct ProbeScheduler<P: Prober = NetProber> {
     prober: Arc<P>,
     samples: mpsc::Sender<Sample>,
     tasks: HashMap<Target, Task>,
@@ -66,20 +66,20 @@ pub struct Scheduler<P: Prober = NetProber> {
     examined: u64,
 }
 
-impl<P: Prober> Scheduler<P> {
+impl<P: Prober> ProbeScheduler<P> {
     /// Samples go to `samples`; if its receiver lags, the probes of the targets waiting to
     /// send are held back (and resume on their next tick), nothing is buffered without bound.
-    pub fn new(prober: P, samples: mpsc::Sender<Sample>) -> Scheduler<P> {
-        Scheduler::with_rng(prober, samples, Jitter::from_os())
+    pub fn new(prober: P, samples: mpsc::Sender<Sample>) -> ProbeScheduler<P> {
+        ProbeScheduler::with_rng(prober, samples, Jitter::from_os())
     }
 
     /// Same, with reproducible jitter (for tests).
-    pub fn with_seed(prober: P, samples: mpsc::Sender<Sample>, seed: u64) -> Scheduler<P> {
-        Scheduler::with_rng(prober, samples, Jitter::seeded(seed))
+    pub fn with_seed(prober: P, samples: mpsc::Sender<Sample>, seed: u64) -> ProbeScheduler<P> {
+        ProbeScheduler::with_rng(prober, samples, Jitter::seeded(seed))
     }
 
-    fn with_rng(prober: P, samples: mpsc::Sender<Sample>, rng: Jitter) -> Scheduler<P> {
-        Scheduler {
+    fn with_rng(prober: P, samples: mpsc::Sender<Sample>, rng: Jitter) -> ProbeScheduler<P> {
+        ProbeScheduler {
             prober: Arc::new(prober),
             samples,
             tasks: HashMap::new(),
@@ -228,7 +228,7 @@ impl<P: Prober> Scheduler<P> {
     }
 }
 
-impl<P: Prober> Drop for Scheduler<P> {
+impl<P: Prober> Drop for ProbeScheduler<P> {
     fn drop(&mut self) {
         for task in self.tasks.values() {
             task.handle.abort();
@@ -358,7 +358,7 @@ mod tests {
         let (hung, fine) = (target(1), target(2));
         prober.set(&hung, Script::Hang);
         let (tx, mut rx) = mpsc::channel(64);
-        let mut sched = Scheduler::with_seed(prober.clone(), tx, 1);
+        let mut sched = ProbeScheduler::with_seed(prober.clone(), tx, 1);
         sched.sync([
             (hung.clone(), every(2000, 1500)),
             (fine.clone(), every(2000, 1500)),
@@ -407,7 +407,7 @@ mod tests {
             },
         );
         let (tx, mut rx) = mpsc::channel(64);
-        let mut sched = Scheduler::with_seed(prober.clone(), tx, 2);
+        let mut sched = ProbeScheduler::with_seed(prober.clone(), tx, 2);
         sched.insert(slow.clone(), every(2000, 5000));
         let samples = collect(&mut rx, Instant::now() + Duration::from_secs(40)).await;
         let starts = prober.starts_of(&slow);
@@ -429,7 +429,7 @@ mod tests {
     async fn shared_targets_get_one_probe() {
         let prober = ScriptedProber::new();
         let (tx, mut rx) = mpsc::channel(64);
-        let mut sched = Scheduler::with_seed(prober.clone(), tx, 3);
+        let mut sched = ProbeScheduler::with_seed(prober.clone(), tx, 3);
         // Three clusters list the same target with different settings, one lists another.
         let report = sched.sync([
             (target(1), every(2000, 1000)),
@@ -453,7 +453,7 @@ mod tests {
     async fn jitter_spreads_first_probes_over_the_interval() {
         let prober = ScriptedProber::new();
         let (tx, mut rx) = mpsc::channel(1024);
-        let mut sched = Scheduler::with_seed(prober.clone(), tx, 4);
+        let mut sched = ProbeScheduler::with_seed(prober.clone(), tx, 4);
         let t0 = Instant::now();
         sched.sync((1..=200).map(|n| (target(n), every(2000, 1000))));
         collect(&mut rx, t0 + Duration::from_millis(2500)).await;
@@ -480,7 +480,7 @@ mod tests {
     async fn targets_come_and_go_at_runtime() {
         let prober = ScriptedProber::new();
         let (tx, mut rx) = mpsc::channel(64);
-        let mut sched = Scheduler::with_seed(prober.clone(), tx, 5);
+        let mut sched = ProbeScheduler::with_seed(prober.clone(), tx, 5);
         sched.sync([(target(1), every(1000, 500))]);
         collect(&mut rx, Instant::now() + Duration::from_secs(5)).await;
         let report = sched.sync([(target(2), every(1000, 500))]);
@@ -503,7 +503,7 @@ mod tests {
     async fn a_new_interval_applies_from_the_next_tick() {
         let prober = ScriptedProber::new();
         let (tx, mut rx) = mpsc::channel(64);
-        let mut sched = Scheduler::with_seed(prober.clone(), tx, 6);
+        let mut sched = ProbeScheduler::with_seed(prober.clone(), tx, 6);
         sched.insert(target(1), every(60_000, 1000));
         collect(&mut rx, Instant::now() + Duration::from_secs(61)).await;
         assert_eq!(prober.starts_of(&target(1)).len(), 1);

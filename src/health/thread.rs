@@ -46,7 +46,7 @@ impl ProbeThread {
         })
     }
 
-    /// Where to spawn probe tasks (`Scheduler::spawn_on`, `DriverOptions::probe_runtime`).
+    /// Where to spawn probe tasks (`ProbeScheduler::spawn_on`, `DriverOptions::probe_runtime`).
     pub fn handle(&self) -> Handle {
         self.handle.clone()
     }

@@ -24,7 +24,7 @@ use super::policy::{
     ClusterUpdate, Evaluation, NodeKey, NodeSpec, Policy, PolicyError, WeightChange,
 };
 use super::snapshot::PolicySnapshot;
-use crate::health::{Prober, Sample, Scheduler};
+use crate::health::{ProbeScheduler, Prober, Sample};
 use crate::types::{ClusterName, Weight};
 
 /// How the driver runs.
@@ -85,7 +85,7 @@ pub enum DriverError {
 
 type Reply<T> = oneshot::Sender<T>;
 
-pub(super) enum Command {
+pub(super) enum DriverCommand {
     SetCluster(
         ClusterName,
         Vec<NodeSpec>,
@@ -109,12 +109,12 @@ pub(super) enum Command {
 /// Talks to the driver task. Cheap to clone.
 #[derive(Clone)]
 pub struct DriverHandle {
-    commands: mpsc::Sender<Command>,
+    commands: mpsc::Sender<DriverCommand>,
     samples: broadcast::Sender<Sample>,
 }
 
 impl DriverHandle {
-    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, DriverError> {
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> DriverCommand) -> Result<T, DriverError> {
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(make(tx))
@@ -131,13 +131,13 @@ impl DriverHandle {
         nodes: Vec<NodeSpec>,
     ) -> Result<ClusterUpdate, DriverError> {
         Ok(self
-            .ask(|r| Command::SetCluster(cluster, nodes, r))
+            .ask(|r| DriverCommand::SetCluster(cluster, nodes, r))
             .await??)
     }
 
     /// Forgets a cluster and stops probing what only it used.
     pub async fn remove_cluster(&self, cluster: ClusterName) -> Result<Vec<NodeKey>, DriverError> {
-        self.ask(|r| Command::RemoveCluster(cluster, r)).await
+        self.ask(|r| DriverCommand::RemoveCluster(cluster, r)).await
     }
 
     /// Sets a node's override (replacing any), returning the replaced one.
@@ -147,13 +147,15 @@ impl DriverHandle {
         request: OverrideRequest,
     ) -> Result<Option<Override>, DriverError> {
         Ok(self
-            .ask(|r| Command::NodeOverride(key, Some(request), r))
+            .ask(|r| DriverCommand::NodeOverride(key, Some(request), r))
             .await??)
     }
 
     /// Clears a node's override, returning it.
     pub async fn clear_node_override(&self, key: NodeKey) -> Result<Option<Override>, DriverError> {
-        Ok(self.ask(|r| Command::NodeOverride(key, None, r)).await??)
+        Ok(self
+            .ask(|r| DriverCommand::NodeOverride(key, None, r))
+            .await??)
     }
 
     /// Sets a cluster-wide override (replacing any), returning the replaced one.
@@ -163,7 +165,7 @@ impl DriverHandle {
         request: OverrideRequest,
     ) -> Result<Option<Override>, DriverError> {
         Ok(self
-            .ask(|r| Command::ClusterOverride(cluster, Some(request), r))
+            .ask(|r| DriverCommand::ClusterOverride(cluster, Some(request), r))
             .await??)
     }
 
@@ -173,19 +175,19 @@ impl DriverHandle {
         cluster: ClusterName,
     ) -> Result<Option<Override>, DriverError> {
         Ok(self
-            .ask(|r| Command::ClusterOverride(cluster, None, r))
+            .ask(|r| DriverCommand::ClusterOverride(cluster, None, r))
             .await??)
     }
 
     /// Every cluster's and node's state.
     pub async fn snapshot(&self) -> Result<PolicySnapshot, DriverError> {
-        self.ask(Command::Snapshot).await
+        self.ask(DriverCommand::Snapshot).await
     }
 
     /// A copy of every node's current weight, for tests and tools (O(nodes)). The daemon
     /// keeps its own map from the batches instead (`src/daemon/weights.rs`).
     pub async fn weights(&self) -> Result<BTreeMap<NodeKey, Weight>, DriverError> {
-        self.ask(Command::Weights).await
+        self.ask(DriverCommand::Weights).await
     }
 
     /// Every probe sample from now on (for metrics). A receiver that falls behind by more
@@ -206,8 +208,8 @@ pub fn spawn<P: Prober>(
     let (broadcast_tx, _) = broadcast::channel(4096);
     let (changes_tx, changes) = mpsc::unbounded_channel();
     let scheduler = match options.jitter_seed {
-        Some(seed) => Scheduler::with_seed(prober, samples_tx, seed),
-        None => Scheduler::new(prober, samples_tx),
+        Some(seed) => ProbeScheduler::with_seed(prober, samples_tx, seed),
+        None => ProbeScheduler::new(prober, samples_tx),
     };
     let (files_tx, files) = mpsc::channel(1);
     if let Some(dir) = options.data_dir.clone() {
@@ -234,7 +236,7 @@ pub fn spawn<P: Prober>(
 
 pub(super) struct Driver<P: Prober> {
     pub(super) policy: Policy,
-    pub(super) scheduler: Scheduler<P>,
+    pub(super) scheduler: ProbeScheduler<P>,
     pub(super) changes: mpsc::UnboundedSender<WeightBatch>,
     pub(super) samples_out: broadcast::Sender<Sample>,
 }
@@ -243,7 +245,7 @@ impl<P: Prober> Driver<P> {
     async fn run(
         mut self,
         tick: Duration,
-        mut commands: mpsc::Receiver<Command>,
+        mut commands: mpsc::Receiver<DriverCommand>,
         mut samples: mpsc::Receiver<Sample>,
         mut files: mpsc::Receiver<OverrideFiles>,
     ) {
@@ -335,23 +337,23 @@ impl<P: Prober> Driver<P> {
     /// evaluated at once, and its batch is sent before its answer: whoever asked finds
     /// every change it caused waiting on the batch channel when the answer comes (the
     /// daemon's weight map relies on it, `src/daemon/weights.rs`).
-    pub(super) fn command(&mut self, command: Command) {
+    pub(super) fn command(&mut self, command: DriverCommand) {
         let now = Instant::now();
         let over = |r: OverrideRequest| Override::new(r.force, r.reason, now, r.ttl);
         match command {
-            Command::SetCluster(cluster, nodes, reply) => {
+            DriverCommand::SetCluster(cluster, nodes, reply) => {
                 let result = self.policy.set_cluster(&cluster, nodes, now);
                 self.sync_probes();
                 self.evaluate(false);
                 let _ = reply.send(result);
             }
-            Command::RemoveCluster(cluster, reply) => {
+            DriverCommand::RemoveCluster(cluster, reply) => {
                 let removed = self.policy.remove_cluster(&cluster);
                 self.sync_probes();
                 self.evaluate(false);
                 let _ = reply.send(removed);
             }
-            Command::NodeOverride(key, request, reply) => {
+            DriverCommand::NodeOverride(key, request, reply) => {
                 let result = match request {
                     Some(r) => {
                         tracing::info!("override on {key}: {:?} ({})", r.force, r.reason);
@@ -362,7 +364,7 @@ impl<P: Prober> Driver<P> {
                 self.evaluate(false);
                 let _ = reply.send(result);
             }
-            Command::ClusterOverride(cluster, request, reply) => {
+            DriverCommand::ClusterOverride(cluster, request, reply) => {
                 let result = match request {
                     Some(r) => {
                         tracing::info!(
@@ -377,10 +379,10 @@ impl<P: Prober> Driver<P> {
                 self.evaluate(false);
                 let _ = reply.send(result);
             }
-            Command::Snapshot(reply) => {
+            DriverCommand::Snapshot(reply) => {
                 let _ = reply.send(self.policy.snapshot(now));
             }
-            Command::Weights(reply) => {
+            DriverCommand::Weights(reply) => {
                 let _ = reply.send(self.policy.weights());
             }
         }

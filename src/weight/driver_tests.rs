@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::{timeout_at, Instant};
 
-use super::driver::{Command, Driver};
+use super::driver::{Driver, DriverCommand};
 use super::test_util::*;
 use super::*;
 use crate::health::{ProbeError, Script, ScriptedProber};
@@ -397,7 +397,7 @@ fn fleet_spec(i: u32) -> NodeSpec {
 /// Applies one `set_cluster` to a driver run by hand, as its task would.
 fn set(d: &mut Driver<ScriptedProber>, name: &str, nodes: Vec<NodeSpec>) {
     let (reply, mut rx) = tokio::sync::oneshot::channel();
-    d.command(Command::SetCluster(cluster(name), nodes, reply));
+    d.command(DriverCommand::SetCluster(cluster(name), nodes, reply));
     rx.try_recv().unwrap().unwrap();
 }
 
@@ -407,7 +407,7 @@ async fn registering_clusters_one_by_one_costs_only_what_changed() {
     let (changes, _changes_rx) = mpsc::unbounded_channel();
     let mut d = Driver {
         policy: Policy::new(),
-        scheduler: crate::health::Scheduler::with_seed(ScriptedProber::new(), samples, 7),
+        scheduler: crate::health::ProbeScheduler::with_seed(ScriptedProber::new(), samples, 7),
         changes,
         samples_out: tokio::sync::broadcast::channel(16).0,
     };
@@ -434,7 +434,7 @@ async fn registering_clusters_one_by_one_costs_only_what_changed() {
         "the cluster's 11 targets"
     );
     let (reply, mut rx) = tokio::sync::oneshot::channel();
-    d.command(Command::RemoveCluster(cluster("c1"), reply));
+    d.command(DriverCommand::RemoveCluster(cluster("c1"), reply));
     assert_eq!(rx.try_recv().unwrap().len(), 10);
     assert_eq!(d.scheduler.examined(), 3000 + 11 + 10);
 

@@ -566,3 +566,16 @@ fn evaluate_all_walks_every_cluster_with_its_own_overrides() {
     assert_eq!(p.weight(&key("c", 2)), Some(w(0)));
     assert!(p.evaluate_all(t0 + S(30)).changes.is_empty());
 }
+
+#[test]
+fn a_clusters_snapshot_lists_its_nodes_in_address_order() {
+    // The daemon's status finds a node's view by binary search on this order.
+    let t0 = Instant::now();
+    let p = app(vec![fresh(3, 0), fresh(1, 0), fresh(2, 0)], t0);
+    let snap = p.snapshot(t0);
+    let addrs: Vec<_> = snap.clusters[0].nodes.iter().map(|n| n.addr).collect();
+    let mut sorted = addrs.clone();
+    sorted.sort();
+    assert_eq!(addrs.len(), 3);
+    assert_eq!(addrs, sorted);
+}

@@ -36,6 +36,7 @@ pub struct ClusterSnapshot {
     pub files: FileOverrides,
     #[serde(rename = "override")]
     pub over: Option<OverrideView>,
+    /// In address order (the status finds a node's view by binary search).
     pub nodes: Vec<NodeSnapshot>,
 }
 

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bigbro::health::{
-    probe, NetProber, Phase, ProbeError, ProbeKind, ProbeResult, ProbeSettings, Sample, Scheduler,
-    Target,
+    probe, NetProber, Phase, ProbeError, ProbeKind, ProbeResult, ProbeScheduler, ProbeSettings,
+    Sample, Target,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -622,7 +622,7 @@ async fn a_hung_backend_does_not_delay_its_neighbours() {
         timeout: Duration::from_millis(150),
     };
     let (tx, mut rx) = mpsc::channel::<Sample>(256);
-    let mut sched = Scheduler::with_seed(NetProber::default(), tx, 7);
+    let mut sched = ProbeScheduler::with_seed(NetProber::default(), tx, 7);
     sched.sync([(hung_t.clone(), settings), (fine_t.clone(), settings)]);
 
     // Wait (bounded) for ten samples of the healthy target.

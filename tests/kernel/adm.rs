@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 
 use bigbro::adm::names::StaticResolver;
 use bigbro::adm::parse::parse;
-use bigbro::adm::Command as AdmCommand;
+use bigbro::adm::AdmCommand;
 use bigbro::ipvs::{Client, Op};
 use nix::sched::{unshare, CloneFlags};
 use testbed::kernel_test;

@@ -195,7 +195,7 @@ kernel_test! {
             kernel_weights(s) == weights(&[(rs1, 100), (rs2, 0)])
         }));
         let drained = Instant::now();
-        assert_eq!(s.nodes[1].policy.as_ref().unwrap().status, bigbro::weight::Status::Down);
+        assert_eq!(s.node_policy(s.nodes[1].address).unwrap().status, bigbro::weight::Status::Down);
         assert!(
             sh("ipvsadm -S -n").contains(&format!("-a -f 7 -r {rs2}:0 -i -w 0")),
             "a failed node stays in IPVS at weight 0"
@@ -432,7 +432,7 @@ kernel_test! {
         let s = rt.block_on(until(&h, "web", S(30), "the downpage", |s| {
             kernel_weights(s) == weights(&[(rs1, 0), (rs2, 0), (rs3, 1)])
         }));
-        assert!(s.downpage.unwrap().active);
+        assert!(s.downpage.as_ref().unwrap().active);
         let down = traffic.wait_requests(30);
         assert_eq!(down.count("rs3"), down.answered(), "everything to the downpage: {down:?}");
         plane.server("rs1").set_health(Health::litmus(100));
@@ -519,7 +519,7 @@ kernel_test! {
         let s = rt.block_on(until(&h, "web", S(30), "remote LB and local nodes", |s| {
             kernel_weights(s) == weights(&[(rs1, 100), (rs2, 100), (rs3, 40)])
         }));
-        let relay: BTreeMap<IpAddr, u32> = s.relay_kernel.unwrap().dests.iter().map(|d| (d.address, d.weight)).collect();
+        let relay: BTreeMap<IpAddr, u32> = s.relay_kernel.as_ref().unwrap().dests.iter().map(|d| (d.address, d.weight)).collect();
         assert_eq!(relay, weights(&[(rs1, 100), (rs2, 100)]), "the relay holds local nodes only");
         // Traffic relayed from another datacenter arrives marked with the relay fwmark
         // (by rules outside bigbro): here, VIP:81.

@@ -1,4 +1,4 @@
-//! Hostile health endpoints (issue 12), all at once, under the real `health::Scheduler` and
+//! Hostile health endpoints (issue 12), all at once, under the real `health::ProbeScheduler` and
 //! `NetProber`, on loopback: a backend that hangs after its headers, trickles one byte a
 //! second, sends 10 MB, speaks invalid HTTP, speaks TLS on the plain port, resets, redirects
 //! to itself, or sends a thousand headers costs only its own timeout and its own node's
@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bigbro::health::{
-    probe, NetProber, Phase, ProbeError, ProbeResult, ProbeSettings, Sample, Scheduler, Target,
+    probe, NetProber, Phase, ProbeError, ProbeResult, ProbeScheduler, ProbeSettings, Sample, Target,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -262,7 +262,7 @@ async fn every_hostile_endpoint_costs_only_its_own_timeout_and_health() {
         endpoints.push(endpoint(b).await);
     }
     let (tx, mut rx) = mpsc::channel::<Sample>(1024);
-    let mut scheduler = Scheduler::with_seed(NetProber::default(), tx, 12);
+    let mut scheduler = ProbeScheduler::with_seed(NetProber::default(), tx, 12);
     scheduler.sync(endpoints.iter().map(|e| (e.target(), settings)));
 
     // Seven probes of every target: the first starts within one interval, so about 8 s.

@@ -21,7 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bigbro::health::{
-    NetProber, Phase, ProbeError, ProbeResult, ProbeSettings, Prober, Sample, Scheduler, Target,
+    NetProber, Phase, ProbeError, ProbeResult, ProbeScheduler, ProbeSettings, Prober, Sample,
+    Target,
 };
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
@@ -139,7 +140,7 @@ async fn five_hundred_hanging_targets() {
     let (fds0, tasks0, list0) = (open_fds(), alive_tasks(), fd_list());
 
     let (tx, mut rx) = mpsc::channel::<Sample>(4096);
-    let mut scheduler = Scheduler::with_seed(NetProber::default(), tx, 5);
+    let mut scheduler = ProbeScheduler::with_seed(NetProber::default(), tx, 5);
     scheduler.sync(targets.iter().map(|t| (t.clone(), settings)));
 
     // Every 100 ms: descriptors, tasks and memory; and every sample, which must be a
@@ -290,7 +291,7 @@ async fn two_hundred_thousand_timeouts() {
     let prober = Hanging::default();
     let (tx, mut rx) = mpsc::channel::<Sample>(1024);
     let tasks0 = alive_tasks();
-    let mut scheduler = Scheduler::with_seed(prober.clone(), tx, 9);
+    let mut scheduler = ProbeScheduler::with_seed(prober.clone(), tx, 9);
     scheduler.sync((0..TARGETS).map(|i| {
         let addr = IpAddr::V4(Ipv4Addr::new(10, 1, (i / 250) as u8, (i % 250) as u8 + 1));
         (Target::litmus(addr, 9292, "/s").unwrap(), settings)
