@@ -1,7 +1,7 @@
 //! The benchmark workload, shared by the micro benchmarks (benches/micro.rs), the kernel
 //! benchmarks (tests/kernel_bench/main.rs) and the scale harness: N fwmark services of M IPIP
 //! destinations each, as bigbro's desired and observed state, as `Op`s, as `ipvsadm -R`
-//! input and as big_brother's own command lines (reference big_brother.md §5.2).
+//! input and as big_brother's own command lines (one `ipvsadm` process per change, as big_brother ran them).
 //!
 //! Pure data: building a workload never touches the kernel.
 #![allow(dead_code)]

@@ -1,4 +1,4 @@
-//! The scale harness (issue 11): measures bigbro against the real alternatives in one run
+//! The scale harness (docs/PERFORMANCE.md): measures bigbro against the real alternatives in one run
 //! and writes a results table.
 //!
 //! ```text

@@ -1,5 +1,5 @@
 //! big_brother's HTTP routes over a real loopback socket, status and body byte for byte
-//! (reference §4 and Appendix A): `GET /`, `GET /cluster/NAME` (adopting kernel state),
+//! (docs/api.md, "big_brother's routes"): `GET /`, `GET /cluster/NAME` (adopting kernel state),
 //! `/status` (not adopting), `/status_detail`, `PUT` and `DELETE` with their 200 `OK`,
 //! empty 304 and 404 `Cluster NAME not found`, and 500 `Application error`. The daemon
 //! behind the API is the real controller on the in-memory IPVS table.

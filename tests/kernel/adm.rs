@@ -1,4 +1,4 @@
-//! `bigbro ipvsadm` against the real ipvsadm 1.31, on a real IPVS kernel (issue 9).
+//! `bigbro ipvsadm` against the real ipvsadm 1.31, on a real IPVS kernel.
 //!
 //! Every command line of tests/adm_fixtures/cases.txt runs once with `ipvsadm` and once
 //! with `bigbro ipvsadm`, each in a fresh network namespace holding the same starting state;

@@ -1,4 +1,4 @@
-//! The daemon on a real kernel (issue 7's "Done when"), each test with the test bed's data
+//! The daemon on a real kernel, each test with the test bed's data
 //! plane and client traffic to the VIP running throughout: IPVS weights follow backend
 //! health and the traffic follows the weights; a new node ramps up in steps; a failed node
 //! gets weight 0 and no new connections; a restart changes no weight and fails no request;

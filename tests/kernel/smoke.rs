@@ -1,4 +1,4 @@
-//! The kernel test bed's smoke test (issue 3): the guest has IPVS; the real ipvsadm builds
+//! The kernel test bed's smoke test: the guest has IPVS; the real ipvsadm builds
 //! a fwmark service with two IPIP real servers; an nft mark rule on the VIP, installed
 //! with the real `nft -f`, is what delivers the VIP's packets to it; and 40 requests
 //! through the data plane all succeed, split 3:1 by weight. Plus isolation: what one

@@ -1,4 +1,4 @@
-//! The soak with faults (issue 12), in the kernel test bed: ONE kernel test, the real
+//! The soak with faults (docs/RELIABILITY.md), in the kernel test bed: ONE kernel test, the real
 //! `bigbro daemon` binary with its HTTP API, four IPIP real servers, and one client sending
 //! requests through the VIP, one at a time and each timed, for the whole run: from before
 //! the first fault to after the last, through every phase below. The issue's counts,
@@ -946,7 +946,7 @@ impl Soak {
 
 kernel_test! {
     #[time_limit(secs = 480)]
-    /// The whole soak of issue 12, one client throughout (see the module notes).
+    /// The whole soak (docs/RELIABILITY.md), one client throughout (see the module notes).
     fn soak_with_every_fault_of_issue_12_fails_no_request_bigbro_is_responsible_for() {
         let mut soak = Soak::begin();
         soak.phase("restarts", Soak::restarts);

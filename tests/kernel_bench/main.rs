@@ -1,4 +1,4 @@
-//! Kernel benchmarks (issue 11), run in the test bed's real 6.1 kernel: bulk apply and
+//! Kernel benchmarks (docs/PERFORMANCE.md), run in the test bed's real 6.1 kernel: bulk apply and
 //! weight churn three ways (bigbro's batch, `ipvsadm -R`, one `ipvsadm` exec per operation
 //! as big_brother does), the no-op reconcile of 1,000 services × 10 destinations, and the
 //! reaction time from a backend's health change to the kernel weight, through bigbro's

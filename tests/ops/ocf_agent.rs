@@ -156,7 +156,7 @@ fn answer(stream: TcpStream, state: &Mutex<State>) {
     );
 }
 
-/// The daemon's behaviour (reference §4), unless a test forced an answer.
+/// The daemon's behaviour (docs/api.md, "big_brother's routes"), unless a test forced an answer.
 fn respond(s: &mut State, method: &str, path: &str, auth: Option<&str>) -> (u16, String) {
     if let Some(forced) = s.forced.get(method) {
         return forced.clone();

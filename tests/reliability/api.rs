@@ -1,4 +1,4 @@
-//! API abuse against the real `bigbro daemon` (issue 12), in the kernel test bed with a
+//! API abuse against the real `bigbro daemon` (docs/RELIABILITY.md), in the kernel test bed with a
 //! running cluster and client traffic through the VIP: hundreds of silent connections,
 //! a slow body, an oversized body, requests without or with a wrong token on every route
 //! that changes something, odd methods, path tricks, oversized heads, and a thousand quick

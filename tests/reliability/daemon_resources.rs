@@ -1,5 +1,5 @@
 //! Resources of the real `bigbro daemon` stay flat over a long run with probes timing out
-//! (issue 12), in the kernel test bed. tests/reliability/resources.rs measures the probe
+//! (docs/RELIABILITY.md), in the kernel test bed. tests/reliability/resources.rs measures the probe
 //! scheduler in-process; this is the whole binary, with real IPVS and nf_tables, its API
 //! and SIGHUP reloads.
 //!

@@ -1,4 +1,4 @@
-//! Hostile health endpoints (issue 12), all at once, under the real `health::ProbeScheduler` and
+//! Hostile health endpoints (docs/RELIABILITY.md), all at once, under the real `health::ProbeScheduler` and
 //! `NetProber`, on loopback: a backend that hangs after its headers, trickles one byte a
 //! second, sends 10 MB, speaks invalid HTTP, speaks TLS on the plain port, resets, redirects
 //! to itself, or sends a thousand headers costs only its own timeout and its own node's

@@ -1,4 +1,4 @@
-//! Kernel errors (issue 12), in the kernel test bed, against the real `bigbro daemon`
+//! Kernel errors (docs/RELIABILITY.md), in the kernel test bed, against the real `bigbro daemon`
 //! binary: the `ip_vs` module missing, no CAP_NET_ADMIN, and a scheduler whose module the
 //! kernel cannot load. In each case the daemon says exactly what is wrong (log, `/metrics`,
 //! `/api/v1/daemon` or the cluster's `errors`), keeps running and serving its API, keeps

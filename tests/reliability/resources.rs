@@ -1,4 +1,4 @@
-//! Resources stay flat over a long run of probes that all time out (issue 12): file
+//! Resources stay flat over a long run of probes that all time out (docs/RELIABILITY.md): file
 //! descriptors, tokio tasks and memory.
 //!
 //! Two runs, each bounded. On the real clock with real sockets: 500 litmus targets on
