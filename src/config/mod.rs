@@ -149,4 +149,6 @@ pub fn parse(file: &str, text: &str) -> Result<Model, Errors> {
 }
 
 #[cfg(test)]
+mod scale_tests;
+#[cfg(test)]
 mod tests;

@@ -515,7 +515,10 @@ mod tests {
             doc.push_str(&format!("a{i}: &a{i} [{items}]\n"));
         }
         let e = parse(&doc).unwrap_err();
-        assert!(e[0].message.starts_with("aliases expand to more than"), "{e:?}");
+        assert!(
+            e[0].message.starts_with("aliases expand to more than"),
+            "{e:?}"
+        );
         // Line 6, at the use of *a4 that takes the copies past the bound: each line
         // multiplies by ten (10^11 values in 10 lines if nothing stopped it).
         assert_eq!(e[0].pos.line, 6, "{e:?}");
