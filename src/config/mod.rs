@@ -17,6 +17,7 @@ mod declare;
 pub mod diag;
 pub mod model;
 mod nodes;
+mod options;
 mod raw;
 mod read;
 mod settings;
