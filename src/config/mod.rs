@@ -150,6 +150,8 @@ pub fn parse(file: &str, text: &str) -> Result<Model, Errors> {
 }
 
 #[cfg(test)]
+mod options_tests;
+#[cfg(test)]
 mod scale_tests;
 #[cfg(test)]
 mod tests;
