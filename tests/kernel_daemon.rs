@@ -582,7 +582,8 @@ fn service_conns(mark: u32) -> u64 {
     out.lines()
         .find_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() > 2 && f[0] == "FWM" && f[1] == mark.to_string()).then(|| f[2].parse().unwrap())
+            (f.len() > 2 && f[0] == "FWM" && f[1] == mark.to_string())
+                .then(|| f[2].parse().unwrap())
         })
         .unwrap_or_else(|| panic!("no FWM {mark} in:\n{out}"))
 }

@@ -1,6 +1,7 @@
 //! One cluster's kernel objects: the keys of its fwmark and relay services, the services
-//! themselves, a destination of it at a given weight (with the cluster's forwarding
-//! method), and the nf_tables rules that mark its vips; and every service key the
+//! themselves (with the cluster's persistence, scheduler flags and one-packet option), a
+//! destination of it at a given weight (with the cluster's forwarding method, and a local
+//! node's connection thresholds), and the nf_tables rules that mark its vips; and every service key the
 //! configuration owns, which is all the reconciler may ever read or write.
 //!
 //! The service keys are a trait on [`Cluster`] ([`ClusterKeys`]) because readers of the
