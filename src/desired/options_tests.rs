@@ -111,3 +111,49 @@ async fn a_reload_changing_options_edits_in_place() {
     );
     fake.task.abort();
 }
+
+/// `start_weight` on the daemon's own paths: the nodes of a cluster it starts, and a node
+/// a reload adds, enter IPVS at that weight while no probe has answered.
+#[tokio::test(start_paused = true)]
+async fn start_and_reload_add_nodes_at_the_start_weight() {
+    let text = |start: &str, nodes: &str| {
+        format!(
+            "clusters:\n  - {{cluster_name: web, fwmark: 7, scheduler: wrr, health: {{kind: tcp}}, {start}\
+             nodes: [{nodes}]}}\n"
+        )
+    };
+    let one = "{address: 10.0.0.1, port: 80}";
+    let two = "{address: 10.0.0.1, port: 80}, {address: 10.0.0.2, port: 80}";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bigbro.yml");
+    let weights = |fake: &crate::daemon::testing::Fake| -> Vec<String> {
+        fake.kernel
+            .save()
+            .lines()
+            .filter_map(|l| l.split(" -w ").nth(1))
+            .map(|w| w.split(' ').next().unwrap().to_string())
+            .collect()
+    };
+    for (start, at_start, added) in [
+        ("", "1", "0"),
+        ("start_weight: 0, ", "0", "0"),
+        ("start_weight: 7, ", "7", "7"),
+    ] {
+        std::fs::write(&path, text(start, one)).unwrap();
+        let fake = spawn_fake(&path).unwrap_or_else(|e| panic!("{e}"));
+        fake.prober.set_default(Script::Hang);
+        assert!(matches!(
+            fake.handle.start("web").await,
+            Ok(StartOutcome::Started)
+        ));
+        assert_eq!(weights(&fake), [at_start], "{start:?} at start");
+        std::fs::write(&path, text(start, two)).unwrap();
+        fake.handle.reload().await.unwrap();
+        assert_eq!(
+            weights(&fake),
+            [at_start, added],
+            "{start:?} after the reload"
+        );
+        fake.task.abort();
+    }
+}
