@@ -5,7 +5,7 @@
 //!
 //! The pipeline: bytes → positioned YAML tree (`yaml`) → sections as written (`spelling`,
 //! `raw`, `nodes`, `settings`, `read`) → defaults merged → checked model (`validate`,
-//! `unique`, `settings`). Each setting is declared once (`declare.rs`: key, type, reader,
+//! `options` for the IPVS service options and node thresholds, `unique`, `settings`). Each setting is declared once (`declare.rs`: key, type, reader,
 //! merge, default), and a value the runtime would refuse (a health path the prober cannot
 //! send) is refused here, by the runtime's own function. The translation to kernel objects
 //! is not here: `src/desired/` builds them from the model, for the daemon and for `bigbro
@@ -17,6 +17,7 @@ mod declare;
 pub mod diag;
 pub mod model;
 mod nodes;
+mod options;
 mod raw;
 mod read;
 mod settings;
@@ -148,5 +149,9 @@ pub fn parse(file: &str, text: &str) -> Result<Model, Errors> {
     }
 }
 
+#[cfg(test)]
+mod options_tests;
+#[cfg(test)]
+mod scale_tests;
 #[cfg(test)]
 mod tests;

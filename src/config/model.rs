@@ -137,6 +137,78 @@ pub struct Cluster {
     /// Address family of the service, its nodes and its vips.
     #[serde(serialize_with = "family")]
     pub family: Family,
+    /// Persistence, scheduler flags and one-packet scheduling of the cluster's services.
+    pub service_options: ServiceOptions,
+    /// The weight a node enters IPVS at before its first probe answers; `None` keeps
+    /// big_brother's: 1 when the cluster starts, 0 for a node a reload adds to a running
+    /// cluster (see [`Cluster::initial_weight`]).
+    pub start_weight: Option<Weight>,
+}
+
+/// Options of a cluster's IPVS services (main and relay) that `ipvsadm -A`/`-E` set.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ServiceOptions {
+    /// `ipvsadm -p TIMEOUT -M NETMASK`, when set.
+    pub persistence: Option<Persistence>,
+    /// `ipvsadm -b`: each flag belongs to the cluster's scheduler (checked).
+    pub scheduler_flags: Vec<SchedulerFlag>,
+    /// `ipvsadm -o`: each UDP packet is scheduled on its own (no connection entry kept).
+    /// On a fwmark service the kernel applies it to UDP packets only; TCP and SCTP
+    /// traffic of the same mark is scheduled per connection as always.
+    pub one_packet: bool,
+}
+
+/// Client persistence (`ipvsadm -p`, `-M`): a client's new connections go to the real
+/// server it last used while its previous ones are younger than `timeout`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Persistence {
+    /// Seconds (1 to 31 days, ipvsadm's range).
+    pub timeout: u32,
+    /// Clients are grouped by this many leading address bits (`-M`): 32 (IPv4) or 128
+    /// (IPv6) keeps each client address on its own.
+    pub prefix_len: u8,
+}
+
+/// A scheduler flag (`ipvsadm -b`); each belongs to one scheduler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SchedulerFlag {
+    /// sh: pick another server when the hashed one is unavailable (weight 0 or over its
+    /// upper threshold).
+    ShFallback,
+    /// sh: hash the source port too.
+    ShPort,
+    /// mh: as `sh-fallback`, for maglev hashing.
+    MhFallback,
+    /// mh: as `sh-port`, for maglev hashing.
+    MhPort,
+}
+
+impl SchedulerFlag {
+    pub const ALL: [SchedulerFlag; 4] = [
+        SchedulerFlag::ShFallback,
+        SchedulerFlag::ShPort,
+        SchedulerFlag::MhFallback,
+        SchedulerFlag::MhPort,
+    ];
+
+    /// ipvsadm's name for it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SchedulerFlag::ShFallback => "sh-fallback",
+            SchedulerFlag::ShPort => "sh-port",
+            SchedulerFlag::MhFallback => "mh-fallback",
+            SchedulerFlag::MhPort => "mh-port",
+        }
+    }
+
+    /// The scheduler it belongs to.
+    pub const fn scheduler(self) -> Scheduler {
+        match self {
+            SchedulerFlag::ShFallback | SchedulerFlag::ShPort => Scheduler::Sh,
+            SchedulerFlag::MhFallback | SchedulerFlag::MhPort => Scheduler::Mh,
+        }
+    }
 }
 
 /// The IPVS schedulers the kernel ships.
@@ -260,6 +332,12 @@ pub struct Node {
     pub priority: i64,
     /// Cap on the computed weight; `None` = no cap.
     pub max_weight: Option<Weight>,
+    /// `ipvsadm -x`: IPVS sends no new connection while the node holds this many; 0 =
+    /// no limit.
+    pub upper_threshold: u32,
+    /// `ipvsadm -y`: below this many connections a node over its upper threshold takes
+    /// new ones again; 0 = the kernel's choice (three quarters of the upper threshold).
+    pub lower_threshold: u32,
 }
 
 /// An interpol endpoint: polled at `http://address:port/fwmark/<fwmark>` for the remote
@@ -332,6 +410,17 @@ impl Cluster {
     /// The local node with this address.
     pub fn node(&self, address: IpAddr) -> Option<&Node> {
         self.nodes.iter().find(|n| n.address == address)
+    }
+
+    /// The weight a node enters IPVS at before its first probe: `start_weight`, else
+    /// big_brother's 1 for the nodes of a cluster being started (`adding` false) and 0
+    /// for a node added to a cluster already running (`adding` true).
+    pub fn initial_weight(&self, adding: bool) -> Weight {
+        self.start_weight.unwrap_or(if adding {
+            Weight::ZERO
+        } else {
+            Weight::clamped(1)
+        })
     }
 
     /// Local nodes in active/passive preference order: lowest `priority` first, ties

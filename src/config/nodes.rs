@@ -53,6 +53,13 @@ section! {
         merge over, default None;
     interpol: bool = ["interpol"]
         read |e, _, d| read::boolean(e.value, &e.path, d), merge over, default false;
+    /// 0: no limit. Compared with `lower_threshold` in options.rs.
+    upper_threshold: u32 = ["upper_threshold"]
+        read |e, _, d| read::integer(e.value, &e.path, 0, i64::from(u32::MAX), d).map(|n| n as u32),
+        merge over, default 0;
+    lower_threshold: u32 = ["lower_threshold"]
+        read |e, _, d| read::integer(e.value, &e.path, 0, i64::from(u32::MAX), d).map(|n| n as u32),
+        merge over, default 0;
 }
 
 section! {

@@ -15,14 +15,16 @@ use std::time::Duration;
 use super::declare::{nested, nested_or_off, over, section, Section};
 use super::diag::{quote, Diags, KeyPath, Pos};
 use super::model::{
-    BackendMode, Scheduler, TunnelChecksum, DEFAULT_CHECK_INTERVAL, DEFAULT_DOWNPAGE,
-    DEFAULT_OFFSET, DEFAULT_RAMP_UP_TIME,
+    BackendMode, Scheduler, SchedulerFlag, TunnelChecksum, DEFAULT_CHECK_INTERVAL,
+    DEFAULT_DOWNPAGE, DEFAULT_OFFSET, DEFAULT_RAMP_UP_TIME,
 };
 use super::nodes::{nodes, vips, RawNode, RawVip, NODE_KEYS};
+use super::options::{scheduler_flags, RawPersistence};
 use super::read::{self, given, At, Entry, Slot};
 use super::settings::GLOBAL_KEYS;
 use super::yaml::Node;
 use crate::health::ProbeKind;
+use crate::types::Weight;
 
 /// Keys only a cluster itself can have.
 pub const IDENTITY_KEYS: &[&str] = &["cluster_name", "fwmark", "nodes", "vips"];
@@ -122,6 +124,20 @@ section! {
     /// `health: ~` means "all defaults".
     health: RawHealth = ["health"]
         read |e, _, d| health(e.value, &e.path, d), merge nested, default RawHealth::default();
+    /// `Given(None)` is an explicit `persistence: ~`, which turns a defaulted one off.
+    persistence: Option<RawPersistence> = ["persistence"]
+        read |e, _, d| optional_section(e.value, &e.path, "persistence settings", d),
+        merge nested_or_off, default None;
+    /// Checked against the scheduler in options.rs.
+    scheduler_flags: Vec<At<SchedulerFlag>> = ["scheduler_flags"]
+        read |e, _, d| scheduler_flags(e.value, &e.path, d), merge over, default Vec::new();
+    one_packet: bool = ["one_packet"]
+        read |e, _, d| read::boolean(e.value, &e.path, d), merge over, default false;
+    /// No default: big_brother's depends on when the node is added (`Cluster::initial_weight`).
+    start_weight: Option<Weight> = ["start_weight"]
+        read |e, _, d| read::integer(e.value, &e.path, 0, i64::from(Weight::MAX.get()), d)
+            .map(|w| Some(Weight::clamped(w as u64))),
+        merge over, default None;
 }
 
 section! {

@@ -84,6 +84,8 @@ fn the_reference_example_reads_as_big_brother_meant_it() {
             path: "/test/valid".into(),
             priority: 0,
             max_weight: None,
+            upper_threshold: 0,
+            lower_threshold: 0,
         }]
     );
     assert_eq!(
@@ -696,12 +698,12 @@ clusterz: []
             "config.yml:8:48: bigbro.sync_daemon.sync_id: unknown key; did you mean \"syncid\"?",
             "config.yml:13:5: clusters[0].fw_mark: unknown key; did you mean \"fwmark\"?",
             "config.yml:14:5: clusters[0].address: unknown key here: address is a node key (it goes in each entry of nodes)",
-            "config.yml:15:5: clusters[0].colour: unknown key (known keys here: scheduler, check_interval, checkInterval, backend_mode, ramp_up_time, has_downpage, downpage_address, max_down_ticks, non_egress_locations, nagios, offset, multi_datacenter, forwarding, gue_port, tunnel_checksum, health, cluster_name, fwmark, nodes, vips)",
+            "config.yml:15:5: clusters[0].colour: unknown key (known keys here: scheduler, check_interval, checkInterval, backend_mode, ramp_up_time, has_downpage, downpage_address, max_down_ticks, non_egress_locations, nagios, offset, multi_datacenter, forwarding, gue_port, tunnel_checksum, health, persistence, scheduler_flags, one_packet, start_weight, cluster_name, fwmark, nodes, vips)",
             "config.yml:16:14: clusters[0].health.knd: unknown key; did you mean \"kind\"?",
             "config.yml:17:13: clusters[0].nagios: missing key server (the NSCA server send_nsca sends to)",
             "config.yml:17:14: clusters[0].nagios.sever: unknown key; did you mean \"server\"?",
             "config.yml:18:43: clusters[0].vips[0].proto: unknown key; did you mean \"protocol\"?",
-            "config.yml:20:51: clusters[0].nodes[0].wieght: unknown key (known keys here: address, port, path, priority, max_weight, interpol)",
+            "config.yml:20:51: clusters[0].nodes[0].wieght: unknown key (known keys here: address, port, path, priority, max_weight, interpol, upper_threshold, lower_threshold)",
             "config.yml:20:62: clusters[0].nodes[0].scheduler: unknown key here: scheduler is a cluster key, not a node key",
             "config.yml:21:1: clusterz: unknown key; did you mean \"clusters\"?",
         ]
@@ -1047,6 +1049,11 @@ fn the_readme_documents_every_key() {
     }
     keys.extend(raw::HEALTH_KEYS.iter().map(|k| format!("`health.{k}`")));
     keys.extend(raw::NAGIOS_KEYS.iter().map(|k| format!("`{k}`")));
+    keys.extend(
+        options::PERSISTENCE_KEYS
+            .iter()
+            .map(|k| format!("`persistence.{k}`")),
+    );
     keys.extend(settings::API_KEYS.iter().map(|k| format!("`api.{k}`")));
     keys.extend(
         settings::SYNC_KEYS
@@ -1290,6 +1297,10 @@ forwarding: gue
 gue_port: 6080
 tunnel_checksum: csum
 health: {kind: http, timeout: 1, rise: 2, fall: 3}
+persistence: {timeout: 60, netmask: 24}
+scheduler_flags: [sh-port]
+one_packet: true
+start_weight: 0
 ";
     for key in raw::SETTING_KEYS.iter().filter(|k| **k != "checkInterval") {
         assert!(every.contains(&format!("{key}:")), "{key} is missing here");

@@ -19,6 +19,7 @@ use super::model::{
     Vip, DEFAULT_HEALTH_TIMEOUT,
 };
 use super::nodes::{RawNode, RawVip};
+use super::options;
 use super::raw::{ClusterSettled, ForwardKind, RawCluster, RawHealth, RawSettings};
 use super::read::{At, Slot};
 use crate::health::{Target, TargetError};
@@ -105,6 +106,10 @@ pub(crate) fn cluster(raw: &RawCluster, settings: &RawSettings, d: &mut Diags) -
         family_check(&v.address, at.pos, &at.path.key("address"), d);
     }
     let downpage = downpage(settings, &s, family, &nodes, d);
+    let protocols: Vec<_> = vips.iter().map(|(v, _)| v.protocol).collect();
+    let whose = |p: &KeyPath| for_cluster(p, raw);
+    let service_options =
+        options::service_options(settings, s.scheduler, family, &protocols, &whose, d);
 
     if d.len() > before {
         return None;
@@ -128,6 +133,8 @@ pub(crate) fn cluster(raw: &RawCluster, settings: &RawSettings, d: &mut Diags) -
         nodes: nodes.into_iter().map(|(n, _)| n).collect(),
         interpol: interpol.into_iter().map(|(n, _)| n).collect(),
         family,
+        service_options: service_options?,
+        start_weight: s.start_weight?,
     })
 }
 
@@ -378,7 +385,10 @@ fn local_node(n: &At<RawNode>, kind: ProbeKind, d: &mut Diags) -> Option<Node> {
         path: path?,
         priority: s.priority?,
         max_weight: s.max_weight?,
+        upper_threshold: s.upper_threshold?,
+        lower_threshold: s.lower_threshold?,
     };
+    options::thresholds(raw, node.upper_threshold, node.lower_threshold, d)?;
     // The prober's own constructor, as the daemon calls it: a node it would refuse (and
     // leave at weight 0) is refused here, at the value at fault.
     if let Err(e) = Target::new(kind, node.address, node.port, &node.path) {

@@ -20,6 +20,10 @@ pub struct Adopted {
     kernel: BTreeMap<IpAddr, u32>,
     /// Whether the service holds any of the configured nodes.
     any_node: bool,
+    /// The cluster's weights for a node missing from the kernel: as a start would give
+    /// it, and as a reload adding it would (`Cluster::initial_weight`).
+    start_weight: Weight,
+    added_weight: Weight,
 }
 
 impl Adopted {
@@ -60,16 +64,20 @@ impl Adopted {
             running,
             kernel,
             any_node,
+            start_weight: c.initial_weight(false),
+            added_weight: c.initial_weight(true),
         }
     }
 
     /// The weight a node starts from: the kernel's; a node missing from the kernel starts
-    /// at 0, or at 1 when the service holds none of the nodes (as a start would).
+    /// as one added by a reload would (0 unless `start_weight` says otherwise), or as a
+    /// start would (1 unless `start_weight` says otherwise) when the service holds none
+    /// of the nodes.
     pub fn initial(&self, addr: IpAddr) -> Initial {
         match self.kernel.get(&addr) {
             Some(w) => Initial::Adopted(Weight::clamped(u64::from(*w))),
-            None if self.any_node => Initial::Fresh(Weight::ZERO),
-            None => Initial::Fresh(Weight::clamped(1)),
+            None if self.any_node => Initial::Fresh(self.added_weight),
+            None => Initial::Fresh(self.start_weight),
         }
     }
 }

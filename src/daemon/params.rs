@@ -74,4 +74,65 @@ mod tests {
         assert_eq!(p.max_weight, Some(Weight::clamped(40)));
         assert_eq!(specs[0].initial, Initial::Fresh(Weight::clamped(1)));
     }
+
+    /// `start_weight` on the paused clock of the policy: what a node of a cluster just
+    /// started weighs before, at and after its first probe.
+    fn weights_after_start(start_weight: &str, probes: &[(u64, u16)], at: &[u64]) -> Vec<u32> {
+        use crate::health::Sample;
+        use crate::weight::{NodeKey, Policy};
+        use tokio::time::Instant;
+        let m = crate::config::parse(
+            "t",
+            &format!(
+                "clusters:\n  - {{cluster_name: a, fwmark: 1, scheduler: rr, ramp_up_time: 60, {start_weight}\
+                 health: {{kind: http}}, nodes: [{{address: 10.0.0.1, port: 8080}}]}}\n"
+            ),
+        )
+        .unwrap();
+        let c = &m.clusters[0];
+        let (specs, _) = node_specs(c, |_| Initial::Fresh(c.initial_weight(false)));
+        let target = specs[0].params.target.clone();
+        let key = NodeKey::new(&c.name, specs[0].addr);
+        let t0 = Instant::now();
+        let mut policy = Policy::new();
+        policy.set_cluster(&c.name, specs, t0).unwrap();
+        let mut probes = probes.iter().peekable();
+        at.iter()
+            .map(|s| {
+                let now = t0 + Duration::from_secs(*s);
+                while let Some((probe_s, health)) = probes.next_if(|(p, _)| p <= s) {
+                    policy.observe(&Sample {
+                        target: target.clone(),
+                        result: if *health > 0 {
+                            Ok(*health)
+                        } else {
+                            Err(crate::health::ProbeError::Refused)
+                        },
+                        started: t0 + Duration::from_secs(*probe_s),
+                        latency: Duration::ZERO,
+                    });
+                }
+                policy.evaluate_all(now);
+                policy.weight(&key).unwrap().get()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn start_weight_zero_waits_for_the_first_good_probe_then_ramps() {
+        // Failed probes at 2 and 4 s, the first good one at 6 s, then the 60 s ramp.
+        let probes = [(2, 0), (4, 0), (6, 100), (36, 100), (66, 100)];
+        let at = [0, 3, 5, 6, 36, 66];
+        assert_eq!(
+            weights_after_start("start_weight: 0, ", &probes, &at),
+            [0, 0, 0, 1, 50, 100]
+        );
+        // big_brother's default: 1 until health is known, 0 once the node fails.
+        assert_eq!(weights_after_start("", &probes, &at), [1, 0, 0, 1, 50, 100]);
+        // A start weight above 1 holds until the first probe answers either way.
+        assert_eq!(
+            weights_after_start("start_weight: 20, ", &[(6, 100)], &[0, 5, 36]),
+            [20, 20, 50]
+        );
+    }
 }

@@ -44,6 +44,8 @@ mod services;
 #[cfg(test)]
 mod agreement_tests;
 #[cfg(test)]
+mod options_tests;
+#[cfg(test)]
 mod test_util;
 
 use std::collections::BTreeMap;

@@ -1,6 +1,7 @@
 //! One cluster's kernel objects: the keys of its fwmark and relay services, the services
-//! themselves, a destination of it at a given weight (with the cluster's forwarding
-//! method), and the nf_tables rules that mark its vips; and every service key the
+//! themselves (with the cluster's persistence, scheduler flags and one-packet option), a
+//! destination of it at a given weight (with the cluster's forwarding method, and a local
+//! node's connection thresholds), and the nf_tables rules that mark its vips; and every service key the
 //! configuration owns, which is all the reconciler may ever read or write.
 //!
 //! The service keys are a trait on [`Cluster`] ([`ClusterKeys`]) because readers of the
@@ -12,8 +13,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use super::Running;
-use crate::config::{Cluster, Forwarding, Model, TunnelChecksum};
-use crate::ipvs::{Dest, ForwardMethod, Service, ServiceKey, Tunnel, TunnelFlags};
+use crate::config::{Cluster, Forwarding, Model, Node, SchedulerFlag, TunnelChecksum};
+use crate::ipvs::{
+    Dest, Family, ForwardMethod, Service, ServiceFlags, ServiceKey, Tunnel, TunnelFlags,
+};
 use crate::nft::MarkRule;
 use crate::types::{ClusterName, Weight};
 
@@ -44,13 +47,43 @@ impl ClusterKeys for Cluster {
 
 /// The cluster's fwmark service as IPVS should hold it.
 pub fn service(c: &Cluster) -> Service {
-    Service::new(c.service_key(), c.scheduler.as_str())
+    with_options(c, c.service_key())
 }
 
-/// The relay service (`fwmark + offset`, same scheduler), when multi-datacenter.
+/// The relay service (`fwmark + offset`, same scheduler and options), when
+/// multi-datacenter.
 pub fn relay_service(c: &Cluster) -> Option<Service> {
-    c.relay_service_key()
-        .map(|key| Service::new(key, c.scheduler.as_str()))
+    c.relay_service_key().map(|key| with_options(c, key))
+}
+
+/// A service of the cluster: its scheduler, persistence (`-p`, `-M`), scheduler flags
+/// (`-b`) and one-packet scheduling (`-o`); everything else as `ipvsadm -A` leaves it.
+fn with_options(c: &Cluster, key: ServiceKey) -> Service {
+    let mut svc = Service::new(key, c.scheduler.as_str());
+    let options = &c.service_options;
+    let mut flags = ServiceFlags::default();
+    if let Some(p) = options.persistence {
+        flags = flags.with(ServiceFlags::PERSISTENT);
+        svc.timeout = p.timeout;
+        svc.netmask = match c.family {
+            Family::V4 => u32::MAX
+                .checked_shl(32 - u32::from(p.prefix_len))
+                .unwrap_or(0),
+            Family::V6 => u32::from(p.prefix_len),
+        };
+    }
+    if options.one_packet {
+        flags = flags.with(ServiceFlags::ONEPACKET);
+    }
+    for flag in &options.scheduler_flags {
+        // sh and mh share the bits: fallback is SCHED1, port is SCHED2.
+        flags = flags.with(match flag {
+            SchedulerFlag::ShFallback | SchedulerFlag::MhFallback => ServiceFlags::SH_FALLBACK,
+            SchedulerFlag::ShPort | SchedulerFlag::MhPort => ServiceFlags::SH_PORT,
+        });
+    }
+    svc.flags = flags;
+    svc
 }
 
 /// How IPVS forwards to the cluster's real servers.
@@ -74,8 +107,8 @@ pub fn forward_method(c: &Cluster) -> ForwardMethod {
     }
 }
 
-/// A real server of the cluster (local node, remote load balancer or downpage) at
-/// `weight`: port 0 (fwmark services carry no port), the cluster's forwarding.
+/// A real server of the cluster (remote load balancer or downpage) at `weight`: port 0
+/// (fwmark services carry no port), the cluster's forwarding, no thresholds.
 pub fn dest(c: &Cluster, address: IpAddr, weight: Weight) -> Dest {
     Dest {
         addr: address,
@@ -84,6 +117,16 @@ pub fn dest(c: &Cluster, address: IpAddr, weight: Weight) -> Dest {
         weight: weight.get(),
         upper_threshold: 0,
         lower_threshold: 0,
+    }
+}
+
+/// A local node of the cluster at `weight`: as [`dest`], with the node's connection
+/// thresholds (`-x`, `-y`).
+pub fn node_dest(c: &Cluster, node: &Node, weight: Weight) -> Dest {
+    Dest {
+        upper_threshold: node.upper_threshold,
+        lower_threshold: node.lower_threshold,
+        ..dest(c, node.address, weight)
     }
 }
 

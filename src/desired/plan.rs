@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use super::{build, choose_active, mark_rules, ClusterKeys, Running, Weights, INITIAL_WEIGHT};
 use crate::config::Model;
-use crate::ipvs::{Dest, Service};
+use crate::ipvs::{save, Dest, Service};
 use crate::nft::{self, MarkRule};
 use crate::reconcile::Desired;
 use crate::types::ClusterName;
@@ -97,8 +97,26 @@ pub fn nft_text(model: &Model) -> String {
     nft::render(&plan(model).marks)
 }
 
+/// ipvsadm's save lines, plus a real server's connection thresholds (`-x`, `-y`), which
+/// `ipvsadm -S` leaves out but `ipvsadm -R` reads: the plan shows everything the daemon
+/// will ask for.
 fn ipvs_part(model: &Model, plan: &Plan) -> String {
-    crate::ipvs::save::save_text(&in_config_order(model, &plan.desired))
+    let mut out = String::new();
+    for (svc, dests) in in_config_order(model, &plan.desired) {
+        out.push_str(&save::service_line(&svc));
+        out.push('\n');
+        for d in dests {
+            out.push_str(&save::dest_line(&svc.key, &d));
+            if d.upper_threshold > 0 {
+                out.push_str(&format!(" -x {}", d.upper_threshold));
+            }
+            if d.lower_threshold > 0 {
+                out.push_str(&format!(" -y {}", d.lower_threshold));
+            }
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// What `bigbro check` prints for a valid configuration: a summary, the IPVS state in

@@ -10,9 +10,9 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::objects::{dest, relay_service, service};
+use super::objects::{dest, node_dest, relay_service, service};
 use super::{Running, Weights};
-use crate::config::{Cluster, Model};
+use crate::config::{Cluster, Model, Node};
 use crate::ipvs::Dest;
 use crate::reconcile::{Desired, DesiredService};
 use crate::types::{ClusterName, Weight};
@@ -43,19 +43,16 @@ pub fn downpage_wanted(c: &Cluster, run: &Running, weights: &Weights) -> bool {
 
 /// The services one running cluster wants: main, then relay.
 pub fn cluster_services(c: &Cluster, run: &Running, weights: &Weights) -> Vec<DesiredService> {
-    let local_dest = |addr: IpAddr| dest(c, addr, weight_of(weights, c, addr));
+    let local_dest = |n: &Node| node_dest(c, n, weight_of(weights, c, n.address));
     let (local, remote): (Vec<Dest>, Vec<Dest>) = if c.is_active_passive() {
-        match run.active {
-            Some(a) if c.node(a).is_some() => (vec![local_dest(a)], Vec::new()),
-            Some(a) => match run.remote.get(&a) {
-                Some(r) => (Vec::new(), vec![dest(c, a, r.weight)]),
-                None => (Vec::new(), Vec::new()),
-            },
-            None => (Vec::new(), Vec::new()),
+        match run.active.map(|a| (a, c.node(a), run.remote.get(&a))) {
+            Some((_, Some(n), _)) => (vec![local_dest(n)], Vec::new()),
+            Some((a, None, Some(r))) => (Vec::new(), vec![dest(c, a, r.weight)]),
+            Some((_, None, None)) | None => (Vec::new(), Vec::new()),
         }
     } else {
         (
-            c.nodes.iter().map(|n| local_dest(n.address)).collect(),
+            c.nodes.iter().map(local_dest).collect(),
             run.remote
                 .iter()
                 .filter(|(a, _)| c.node(**a).is_none())

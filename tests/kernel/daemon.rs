@@ -4,7 +4,8 @@
 //! gets weight 0 and no new connections; a restart changes no weight and fails no request;
 //! SIGHUP with a broken file changes nothing and with a new scheduler changes it; a hand
 //! `ipvsadm -C` is repaired within one anti-entropy interval; stopping a cluster removes
-//! exactly its services; downpage, active_passive failover and the relay service.
+//! exactly its services; downpage, active_passive failover and the relay service; service
+//! options (persistence, mh flags) in the kernel, and a reload that edits them in place.
 //!
 //! Clusters are started through the daemon's `Handle`, in-process, with the real IPVS,
 //! nf_tables and probes (the HTTP API is another issue's). Tests of signals and restarts
@@ -540,6 +541,51 @@ kernel_test! {
         let m = h.metrics();
         assert!(m.interpol_polls >= 2, "{m:?}");
     }
+
+    /// Persistence and scheduler flags from the configuration are what the real kernel
+    /// lists, and a reload changing the persistence timeout edits the service in place
+    /// (`ipvsadm -E`): its connection counter is kept, where a service deleted and added
+    /// again would count from 0.
+    fn persistence_and_mh_flags_reach_the_kernel_and_a_reload_edits_them_in_place() {
+        let plane = plane(2);
+        let (rs1, rs2) = (ip(&plane, "rs1"), ip(&plane, "rs2"));
+        let dir = tempfile::tempdir().unwrap();
+        let options = "    persistence: {timeout: 300, netmask: 24}\n    scheduler_flags: [mh-fallback, mh-port]\n";
+        let text = web(&plane, dir.path(), &["rs1", "rs2"], options).replace("scheduler: wrr", "scheduler: mh");
+        let cfg = ConfigFile::new(&text);
+        let (rt, h) = started(&cfg, &[rs1, rs2]);
+        let line = |timeout: u32| format!("-A -f 7 -s mh -p {timeout} -M 255.255.255.0 -b mh-fallback,mh-port\n");
+        let saved = sh("ipvsadm -S -n");
+        assert!(saved.starts_with(&line(300)), "{saved}");
+        let served = plane.client().tally(plane.vip_addr(SERVICE_PORT), 20);
+        assert!(served.failures.is_empty(), "{:?}", served.failures);
+        // The kernel sums its per-CPU counters every 2 s: wait until all 20 are counted.
+        let counted = |n: u64| poll(S(10), &format!("{n} connections counted"), || {
+            let conns = service_conns(7);
+            (conns >= n).then_some(conns)
+        });
+        let before = counted(20);
+        cfg.write(&text.replace("timeout: 300", "timeout: 600"));
+        rt.block_on(h.reload()).unwrap();
+        poll(S(10), "persistence timeout 600", || sh("ipvsadm -S -n").starts_with(&line(600)).then_some(()));
+        let served = plane.client().tally(plane.vip_addr(SERVICE_PORT), 10);
+        assert!(served.failures.is_empty(), "{:?}", served.failures);
+        // The check is the poll: created again, the service would count these 10 alone
+        // and never reach before + 10.
+        counted(before + 10);
+    }
+}
+
+/// The connection counter of fwmark service `mark` (`ipvsadm -L -n --stats --exact`).
+fn service_conns(mark: u32) -> u64 {
+    let out = sh("ipvsadm -L -n --stats --exact");
+    out.lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() > 2 && f[0] == "FWM" && f[1] == mark.to_string())
+                .then(|| f[2].parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no FWM {mark} in:\n{out}"))
 }
 
 /// A minimal interpol on 127.0.0.1: answers every `GET /fwmark/N` with `answer`.

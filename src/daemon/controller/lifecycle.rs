@@ -38,8 +38,8 @@ impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
             c.fwmark
         );
         self.running.insert(c.name.clone(), Running::default());
-        self.set_policy(&c, |_| Initial::Fresh(Weight::clamped(1)))
-            .await;
+        let weight = c.initial_weight(false);
+        self.set_policy(&c, |_| Initial::Fresh(weight)).await;
         self.pollers.start(&c);
         self.pass(Trigger::Command, true).await;
         Ok(StartOutcome::Started)

@@ -17,7 +17,6 @@ use crate::desired;
 use crate::desired::ClusterKeys;
 use crate::ipvs::ServiceKey;
 use crate::reconcile::{IpvsKernel, MarkTable};
-use crate::types::Weight;
 use crate::weight::Initial;
 
 impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
@@ -85,8 +84,10 @@ impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
                     c.fwmark
                 );
             }
-            // Nodes that stay keep their state; new ones wait at 0 until healthy.
-            self.set_policy(c, |_| Initial::Fresh(Weight::ZERO)).await;
+            // Nodes that stay keep their state; new ones wait at their start weight (0
+            // unless `start_weight` says otherwise) until healthy.
+            let weight = c.initial_weight(true);
+            self.set_policy(c, |_| Initial::Fresh(weight)).await;
             if let Some(run) = self.running.get_mut(&c.name) {
                 if c.interpol.is_empty() {
                     run.remote.clear();
