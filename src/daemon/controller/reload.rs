@@ -130,6 +130,9 @@ impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
         if a.state_dir != b.state_dir {
             report.needs_restart.push("bigbro.state_dir".into());
         }
+        if a.vip_interface != b.vip_interface {
+            report.needs_restart.push("bigbro.vip_interface".into());
+        }
         for what in &report.needs_restart {
             tracing::warn!("{what} changed: it takes effect when the daemon restarts");
         }
