@@ -41,12 +41,10 @@ impl RouteKernel for Client {
     }
 }
 
-// Unit tests only for now; once the crate has a `testing` feature, the fake belongs under
-// `#[cfg(any(test, feature = "testing"))]` like the other fakes, for the test binaries.
-#[cfg(test)]
+// Compiled always, like the IPVS and mark fakes of `src/reconcile/`: the daemon on fakes
+// (`src/daemon/testing.rs`) runs on it too.
 pub use fake::FakeRoute;
 
-#[cfg(test)]
 mod fake {
     use std::sync::Mutex;
 

@@ -33,7 +33,7 @@ pub mod sync;
 pub use client::Client;
 pub use diff::{diff, Conflict, Observed, Plan};
 pub use error::{Error, Operation};
-pub use kernel::RouteKernel;
+pub use kernel::{FakeRoute, RouteKernel};
 pub use model::{AddrOp, Interface, Link, LocalAddr, DEFAULT_INTERFACE};
 pub use sync::{sync, Outcome};
 

@@ -17,10 +17,13 @@ use crate::desired;
 use crate::desired::ClusterKeys;
 use crate::ipvs::ServiceKey;
 use crate::reconcile::{IpvsKernel, MarkTable};
+use crate::route::RouteKernel;
 use crate::types::Weight;
 use crate::weight::Initial;
 
-impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
+impl<K: IpvsKernel + 'static, M: MarkTable + 'static, R: RouteKernel + 'static>
+    Controller<K, M, R>
+{
     pub(super) async fn reload(&mut self) -> Result<ReloadReport, Error> {
         let path = self.options.config_path.clone();
         tracing::info!("reloading {} (SIGHUP)", path.display());
