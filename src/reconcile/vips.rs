@@ -1,19 +1,18 @@
 //! The VIP addresses on bigbro's own interface, reconciled like IPVS and the mark rules:
-//! read the namespace's addresses, diff them against the addresses the running clusters
-//! want (the ownership rule is `src/route/diff.rs`), apply the changes to the owned
-//! interface, and report what was done, what failed (each error naming its operation and
-//! object) and which wanted VIPs were refused because they are already a foreign local
-//! address.
+//! one `route::sync` (`src/route/sync.rs`) reads the namespace's addresses, diffs them
+//! against the addresses the running clusters want (the ownership rule is
+//! `src/route/diff.rs`), applies the changes to the owned interface, and reports what was
+//! done, what failed (each error naming its operation and object) and which wanted VIPs
+//! were refused because they are already a foreign local address.
 //!
 //! One pass, without memory: keeping what it found for the status, and deciding when to
 //! run one, is the [`super::Reconciler`]'s job. It must never touch an address outside the
-//! owned interface: the ops come only from `route::diff`, and `apply` is handed the owned
-//! interface alone.
+//! owned interface: it writes only through `route::sync`.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use crate::route::{self, diff, AddrOp, Conflict, Observed, RouteKernel};
+use crate::route::{self, AddrOp, Conflict, RouteKernel};
 
 /// What one VIP pass found and did.
 #[derive(Debug, Default)]
@@ -51,7 +50,7 @@ impl VipsReport {
 }
 
 /// Makes `interface` (created and set up if need be) hold exactly `wanted`, touching
-/// nothing else.
+/// nothing else: [`route::sync`], its outcome kept for the status.
 pub async fn pass<R: RouteKernel>(
     kernel: &R,
     interface: &str,
@@ -62,38 +61,14 @@ pub async fn pass<R: RouteKernel>(
         wanted: wanted.clone(),
         ..VipsReport::default()
     };
-    let owned = match kernel.ensure_interface(interface).await {
-        Ok(i) => i,
-        Err(e) => {
-            report.failures.push(e);
-            return report;
+    match route::sync(kernel, interface, wanted).await {
+        Ok(outcome) => {
+            report.present = Some(outcome.present);
+            report.applied = outcome.applied;
+            report.failures = outcome.failed;
+            report.conflicts = outcome.conflicts;
         }
-    };
-    let observed = match kernel.addresses().await {
-        Ok(addrs) => Observed::split(&owned, &addrs),
-        Err(e) => {
-            report.failures.push(e);
-            return report;
-        }
-    };
-    let plan = diff(wanted, &observed);
-    let mut present = observed.vips();
-    let results = kernel.apply(&owned, &plan.ops).await;
-    for (op, result) in plan.ops.into_iter().zip(results) {
-        match result {
-            Ok(()) => {
-                match op {
-                    AddrOp::Add(addr) => present.insert(addr),
-                    AddrOp::Remove { addr, prefix_len } => {
-                        prefix_len == route::model::host_prefix(&addr) && present.remove(&addr)
-                    }
-                };
-                report.applied.push(op);
-            }
-            Err(e) => report.failures.push(e),
-        }
+        Err(e) => report.failures.push(e),
     }
-    report.present = Some(present);
-    report.conflicts = plan.conflicts;
     report
 }
