@@ -163,6 +163,36 @@ async fn a_vip_that_is_a_foreign_address_is_reported_and_untouched() {
     assert_eq!(vips_on(&t, "eth0"), [ip("192.0.2.10")], "untouched");
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_reload_moves_a_vip_between_clusters_without_a_blip_and_a_new_vip_is_added() {
+    let t = setup(WEB);
+    let h = &t.fake.handle;
+    h.start("web").await.unwrap();
+    h.start("db").await.unwrap();
+    assert_eq!(vips_on(&t, "bigbro0"), [ip("192.0.2.10")]);
+    t.fake.route.log.lock().unwrap().clear();
+    // The vip moves from web to db (both running), and web gets a new one.
+    let moved = WEB
+        .replace(
+            "    vips: [{address: 192.0.2.10, port: 80}]\n",
+            "    vips: [{address: 192.0.2.11, port: 80}]\n",
+        )
+        .replace(
+            "    scheduler: wlc\n",
+            "    scheduler: wlc\n    vips: [{address: 192.0.2.10, port: 5432}]\n",
+        );
+    std::fs::write(&t.path, moved).unwrap();
+    h.reload().await.unwrap();
+    assert_eq!(vips_on(&t, "bigbro0"), [ip("192.0.2.10"), ip("192.0.2.11")]);
+    assert_eq!(
+        *t.fake.route.log.lock().unwrap(),
+        [crate::route::AddrOp::Add(ip("192.0.2.11"))],
+        "the moved vip was never removed"
+    );
+    h.stop("db").await.unwrap();
+    assert_eq!(vips_on(&t, "bigbro0"), [ip("192.0.2.11")]);
+}
+
 const WEB: &str = "\
 bigbro:
   anti_entropy_interval: 30
