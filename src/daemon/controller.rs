@@ -11,8 +11,9 @@
 //! reconciliation pass after each, after weight changes, after interpol changes, and
 //! every anti-entropy interval, which repairs hand edits of owned services, of the mark
 //! rules and of the VIP addresses on bigbro's interface (`src/reconcile/vips.rs`; those
-//! follow the running clusters, so they change only with commands: start, stop, reload). Failed operations are logged, shown in the status and metrics, and retried with
-//! a backoff. After every change it publishes a new view for the handles' queries.
+//! follow the running clusters, so they change only with commands: start, stop, reload).
+//! Failed operations are logged, shown in the status and metrics, and retried with a
+//! backoff. After every change it publishes a new view for the handles' queries.
 //!
 //! Weight changes are coalesced on the leading edge: a change that comes when no weight
 //! pass has ended within the last `coalesce` gets a pass at once; changes that come
@@ -70,8 +71,8 @@ mod reload;
 
 /// Starts the daemon's controller on the current tokio runtime with `model` (already
 /// loaded from `options.config_path`), the IPVS `kernel`, the nf_tables `marks`, route
-/// netlink (`route`, for the VIP addresses) and the health `prober`. Returns its handle and its task (which ends on shutdown, or when every
-/// handle is dropped).
+/// netlink (`route`, for the VIP addresses) and the health `prober`. Returns its handle
+/// and its task (which ends on shutdown, or when every handle is dropped).
 pub fn spawn<K, M, R, P>(
     model: Model,
     options: Options,
@@ -233,7 +234,9 @@ impl<K: IpvsKernel + 'static, M: MarkTable + 'static, R: RouteKernel + 'static>
     }
 
     async fn shutdown(&mut self) {
-        tracing::info!("stopping: probes end, IPVS, nf_tables and the VIP addresses are left exactly as they are");
+        tracing::info!(
+            "stopping: probes end, IPVS, nf_tables and the VIP addresses are left exactly as they are"
+        );
         self.pollers.stop_all();
         for name in self.running.keys() {
             let _ = self.driver.remove_cluster(name.clone()).await;

@@ -1,6 +1,7 @@
-//! The daemon's connections to IPVS, nf_tables and route netlink, opened lazily and again after they
-//! fail, so a daemon started before `ip_vs` is loaded, or without permission, keeps running,
-//! says exactly what is wrong (status, metrics, logs) and takes over once it can.
+//! The daemon's connections to IPVS, nf_tables and route netlink, opened lazily and again
+//! after they fail, so a daemon started before `ip_vs` is loaded, or without permission,
+//! keeps running, says exactly what is wrong (status, metrics, logs) and takes over once
+//! it can.
 //!
 //! These are thin wrappers: every read and write goes to the real clients unchanged.
 

@@ -1,6 +1,7 @@
 //! The daemon's counters for `/metrics`: reconciliation passes (by trigger) and their
 //! duration, IPVS operations applied (by kind) and kernel errors (by kind), repairs of hand
-//! edits, mark-rule writes, VIP address changes, configuration reloads, nagios and interpol activity.
+//! edits, mark-rule writes, VIP address changes, configuration reloads, nagios and
+//! interpol activity.
 //!
 //! The controller is the only writer; readers get a copy ([`MetricsSnapshot`]). Counters
 //! only ever go up (Prometheus counters), except the gauges named as such. Recording never
