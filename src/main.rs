@@ -37,11 +37,15 @@ enum Subcommand {
         #[arg(short = 'c', long = "config", default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// Print only the IPVS state, in `ipvsadm -S -n` syntax (fit for `ipvsadm -R`).
-        #[arg(long, conflicts_with = "nft")]
+        #[arg(long, conflicts_with_all = ["nft", "addrs"])]
         ipvs: bool,
         /// Print only the nf_tables ruleset, in `nft` syntax (fit for `nft -f`).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "addrs")]
         nft: bool,
+        /// Print only the VIP addresses bigbro puts on its interface, as `ip addr add`
+        /// commands.
+        #[arg(long)]
+        addrs: bool,
         /// Print only what this cluster asks for (the OCF agent uses it to find a
         /// cluster's fwmarks); exit 1 if the configuration has no such cluster.
         #[arg(long, value_name = "NAME")]
@@ -174,8 +178,9 @@ fn main() -> ExitCode {
             config,
             ipvs,
             nft,
+            addrs,
             cluster,
-        } => check(&config, ipvs, nft, cluster.as_deref()),
+        } => check(&config, [ipvs, nft, addrs], cluster.as_deref()),
         Subcommand::Daemon {
             config,
             data_dir,
@@ -230,7 +235,9 @@ fn init_logging(verbose: bool) {
 
 /// `bigbro check`: the plan on stdout and exit 0, or every error on stderr (one per line,
 /// then a count) and exit 1. With `cluster`, the plan of that cluster alone.
-fn check(path: &Path, ipvs_only: bool, nft_only: bool, cluster: Option<&str>) -> ExitCode {
+/// `only`: `--ipvs`, `--nft`, `--addrs` (at most one is set).
+fn check(path: &Path, only: [bool; 3], cluster: Option<&str>) -> ExitCode {
+    let [ipvs_only, nft_only, addrs_only] = only;
     match config::load(path) {
         Ok(mut model) => {
             if let Some(name) = cluster {
@@ -254,6 +261,8 @@ fn check(path: &Path, ipvs_only: bool, nft_only: bool, cluster: Option<&str>) ->
                 plan::ipvs_text(&model)
             } else if nft_only {
                 plan::nft_text(&model)
+            } else if addrs_only {
+                plan::addrs_text(&model)
             } else {
                 plan::render(&model, &path.display().to_string())
             };

@@ -97,6 +97,7 @@ pub fn render(
     reconcile_families(&mut w, daemon, m);
     reload_families(&mut w, daemon, m);
     other_families(&mut w, daemon, m);
+    vip_families(&mut w, daemon, m);
     dest_families(&mut w, clusters);
     w.finish()
 }
@@ -377,6 +378,58 @@ fn other_families(w: &mut Writer, daemon: &DaemonStatus, m: &MetricsSnapshot) {
         "1 when the kernel held exactly bigbro's mark rules at the last check.",
     );
     w.sample(&[], flag(daemon.marks.in_sync));
+    for (name, help, value) in counters {
+        w.family(name, Kind::Counter, help);
+        w.sample(&[], value as f64);
+    }
+}
+
+/// The VIP addresses on bigbro's interface (all 0, `in_sync` 1, while bigbro manages none).
+fn vip_families(w: &mut Writer, daemon: &DaemonStatus, m: &MetricsSnapshot) {
+    let v = &daemon.vips;
+    let gauges: [(&str, &str, f64); 5] = [
+        (
+            "bigbro_vips_managed",
+            "1 when bigbro manages VIP addresses on its interface (a cluster has vips with vip_mode address).",
+            flag(v.managed),
+        ),
+        (
+            "bigbro_vips_wanted",
+            "VIP addresses the running clusters want on bigbro's interface.",
+            v.wanted.len() as f64,
+        ),
+        (
+            "bigbro_vips_present",
+            "VIP addresses on bigbro's interface after the last VIP pass.",
+            v.present.len() as f64,
+        ),
+        (
+            "bigbro_vips_conflicts",
+            "Wanted VIPs left alone because they are already a local address elsewhere.",
+            v.conflicts.len() as f64,
+        ),
+        (
+            "bigbro_vips_in_sync",
+            "1 when bigbro's interface held exactly the wanted VIPs (conflicts aside) with no error at the last VIP pass.",
+            flag(v.in_sync || !v.managed),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        w.family(name, Kind::Gauge, help);
+        w.sample(&[], value);
+    }
+    let counters: [(&str, &str, u64); 2] = [
+        (
+            "bigbro_vips_operations_total",
+            "VIP address changes (ip addr add/del on bigbro's interface) the kernel accepted.",
+            m.vip_ops,
+        ),
+        (
+            "bigbro_vips_errors_total",
+            "Route netlink failures: VIP address changes, or reading the interface or addresses.",
+            m.vip_errors,
+        ),
+    ];
     for (name, help, value) in counters {
         w.family(name, Kind::Counter, help);
         w.sample(&[], value as f64);

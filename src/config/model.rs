@@ -70,6 +70,8 @@ pub struct Settings {
     pub anti_entropy_interval: Duration,
     /// The IPVS connection-synchronisation daemon to run, if any.
     pub sync_daemon: Option<SyncDaemon>,
+    /// The dummy interface bigbro owns and puts the VIP addresses on (`bigbro0`).
+    pub vip_interface: String,
 }
 
 /// The HTTP API.
@@ -130,6 +132,8 @@ pub struct Cluster {
     /// Addresses whose packets bigbro marks with this cluster's fwmark; empty when the
     /// marking is done elsewhere (as with big_brother).
     pub vips: Vec<Vip>,
+    /// Whether bigbro puts the vips' addresses on its interface while the cluster runs.
+    pub vip_mode: VipMode,
     /// Local real servers, in file order.
     pub nodes: Vec<Node>,
     /// interpol endpoints for remote load balancers (multi-datacenter discovery).
@@ -208,6 +212,26 @@ impl SchedulerFlag {
             SchedulerFlag::ShFallback | SchedulerFlag::ShPort => Scheduler::Sh,
             SchedulerFlag::MhFallback | SchedulerFlag::MhPort => Scheduler::Mh,
         }
+    }
+}
+
+/// What bigbro does with a running cluster's vip addresses besides marking their packets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VipMode {
+    /// Each vip address is a /32 (/128) on bigbro's interface (`bigbro.vip_interface`),
+    /// so the director accepts its traffic as local.
+    #[default]
+    Address,
+    /// The addresses are managed elsewhere (pacemaker's IPaddr2, keepalived...): bigbro
+    /// marks the packets and adds no address.
+    None,
+}
+
+impl VipMode {
+    /// Whether the vip addresses go on bigbro's interface.
+    pub fn owns_addresses(self) -> bool {
+        self == VipMode::Address
     }
 }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 use super::declare::{nested, nested_or_off, over, section, Section};
 use super::diag::{quote, Diags, KeyPath, Pos};
 use super::model::{
-    BackendMode, Scheduler, SchedulerFlag, TunnelChecksum, DEFAULT_CHECK_INTERVAL,
+    BackendMode, Scheduler, SchedulerFlag, TunnelChecksum, VipMode, DEFAULT_CHECK_INTERVAL,
     DEFAULT_DOWNPAGE, DEFAULT_OFFSET, DEFAULT_RAMP_UP_TIME,
 };
 use super::nodes::{nodes, vips, RawNode, RawVip, NODE_KEYS};
@@ -62,6 +62,9 @@ const FORWARDINGS: [(&str, ForwardKind); 5] = [
     ("dr", ForwardKind::Dr),
     ("nat", ForwardKind::Nat),
 ];
+
+/// The words `vip_mode:` accepts.
+const VIP_MODES: [(&str, VipMode); 2] = [("address", VipMode::Address), ("none", VipMode::None)];
 
 /// The words `tunnel_checksum:` accepts.
 const TUNNEL_CHECKSUMS: [(&str, TunnelChecksum); 3] = [
@@ -121,6 +124,9 @@ section! {
     tunnel_checksum: TunnelChecksum = ["tunnel_checksum"]
         read |e, _, d| read::choice(e.value, &e.path, "a tunnel checksum mode", &TUNNEL_CHECKSUMS, d),
         merge over, default TunnelChecksum::None;
+    vip_mode: VipMode = ["vip_mode"]
+        read |e, _, d| read::choice(e.value, &e.path, "a vip mode", &VIP_MODES, d),
+        merge over, default VipMode::Address;
     /// `health: ~` means "all defaults".
     health: RawHealth = ["health"]
         read |e, _, d| health(e.value, &e.path, d), merge nested, default RawHealth::default();

@@ -49,6 +49,9 @@ section! {
     sync_daemon: Option<RawSync> = ["sync_daemon"]
         read |e, _, d| optional_section(e.value, &e.path, "sync daemon settings", d),
         merge over, default None;
+    vip_interface: String = ["vip_interface"]
+        read |e, _, d| read::interface(e.value, &e.path, d),
+        merge over, default crate::route::DEFAULT_INTERFACE.to_string();
 }
 
 section! {
@@ -165,6 +168,7 @@ pub(crate) fn build(g: &RawGlobal, d: &mut Diags) -> Option<Settings> {
         state_dir: s.state_dir?,
         anti_entropy_interval: s.anti_entropy_interval?,
         sync_daemon: sync_daemon?,
+        vip_interface: s.vip_interface?,
     })
 }
 

@@ -136,6 +136,40 @@ fn bigbro_defaults_fill_every_unset_key() {
     assert_eq!(s.state_dir, PathBuf::from("/var/lib/bigbro"));
     assert_eq!(s.anti_entropy_interval, Duration::from_secs(30));
     assert_eq!(s.sync_daemon, None);
+    assert_eq!(s.vip_interface, "bigbro0");
+    assert_eq!(c.vip_mode, VipMode::Address);
+}
+
+#[test]
+fn the_vip_interface_and_mode_are_read_and_checked() {
+    let text = format!(
+        "bigbro: {{vip_interface: vip0}}\n_big_brother: {{vip_mode: none}}\n{}",
+        with_cluster_keys("    vips: [{address: 127.0.0.2, port: 80}]\n")
+    );
+    let m = ok(&text);
+    assert_eq!(m.settings.vip_interface, "vip0");
+    assert_eq!(
+        m.clusters[0].vip_mode,
+        VipMode::None,
+        "merged from _big_brother; a vip an interface cannot hold is fine for marks"
+    );
+    let text = format!(
+        "bigbro: {{vip_interface: 'big bro'}}\n{}",
+        with_cluster_keys("    vip_mode: anycast\n    vips: [{address: 127.0.0.2, port: 80}]\n")
+    );
+    assert_eq!(
+        errs(&text),
+        [
+            "config.yml:1:25: bigbro.vip_interface: \"big bro\" is not an interface name (1 to 15 characters, no '/', ':' or spaces)",
+            "config.yml:6:15: clusters[0].vip_mode: \"anycast\" is not a vip mode (one of: address, none)",
+        ]
+    );
+    assert_eq!(
+        errs(&with_cluster_keys("    vips: [{address: 127.0.0.2, port: 80}]\n")),
+        [
+            "config.yml:5:22: clusters[0].vips[0].address: 127.0.0.2 is not a unicast address an interface can hold (unspecified, multicast, broadcast, loopback or link-local); with vip_mode: address bigbro puts every vip on its interface (write vip_mode: none to only mark it)",
+        ]
+    );
 }
 
 #[test]
@@ -698,7 +732,7 @@ clusterz: []
             "config.yml:8:48: bigbro.sync_daemon.sync_id: unknown key; did you mean \"syncid\"?",
             "config.yml:13:5: clusters[0].fw_mark: unknown key; did you mean \"fwmark\"?",
             "config.yml:14:5: clusters[0].address: unknown key here: address is a node key (it goes in each entry of nodes)",
-            "config.yml:15:5: clusters[0].colour: unknown key (known keys here: scheduler, check_interval, checkInterval, backend_mode, ramp_up_time, has_downpage, downpage_address, max_down_ticks, non_egress_locations, nagios, offset, multi_datacenter, forwarding, gue_port, tunnel_checksum, health, persistence, scheduler_flags, one_packet, start_weight, cluster_name, fwmark, nodes, vips)",
+            "config.yml:15:5: clusters[0].colour: unknown key (known keys here: scheduler, check_interval, checkInterval, backend_mode, ramp_up_time, has_downpage, downpage_address, max_down_ticks, non_egress_locations, nagios, offset, multi_datacenter, forwarding, gue_port, tunnel_checksum, vip_mode, health, persistence, scheduler_flags, one_packet, start_weight, cluster_name, fwmark, nodes, vips)",
             "config.yml:16:14: clusters[0].health.knd: unknown key; did you mean \"kind\"?",
             "config.yml:17:13: clusters[0].nagios: missing key server (the NSCA server send_nsca sends to)",
             "config.yml:17:14: clusters[0].nagios.sever: unknown key; did you mean \"server\"?",
@@ -1296,6 +1330,7 @@ multi_datacenter: false
 forwarding: gue
 gue_port: 6080
 tunnel_checksum: csum
+vip_mode: none
 health: {kind: http, timeout: 1, rise: 2, fall: 3}
 persistence: {timeout: 60, netmask: 24}
 scheduler_flags: [sh-port]

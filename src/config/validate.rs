@@ -16,7 +16,7 @@ use super::declare::require;
 use super::diag::{Diags, KeyPath, Pos};
 use super::model::{
     fmt_secs, BackendMode, Cluster, Forwarding, HealthCheck, InterpolNode, Nagios, Node, ProbeKind,
-    Vip, DEFAULT_HEALTH_TIMEOUT,
+    Vip, VipMode, DEFAULT_HEALTH_TIMEOUT,
 };
 use super::nodes::{RawNode, RawVip};
 use super::options;
@@ -104,6 +104,20 @@ pub(crate) fn cluster(raw: &RawCluster, settings: &RawSettings, d: &mut Diags) -
     }
     for (v, at) in &vips {
         family_check(&v.address, at.pos, &at.path.key("address"), d);
+        if s.vip_mode.is_some_and(VipMode::owns_addresses)
+            && !crate::route::model::is_vip_address(&v.address)
+        {
+            d.at(
+                at.pos,
+                &at.path.key("address"),
+                format!(
+                    "{} is not a unicast address an interface can hold (unspecified, multicast, \
+                     broadcast, loopback or link-local); with vip_mode: address bigbro puts \
+                     every vip on its interface (write vip_mode: none to only mark it)",
+                    v.address
+                ),
+            );
+        }
     }
     let downpage = downpage(settings, &s, family, &nodes, d);
     let protocols: Vec<_> = vips.iter().map(|(v, _)| v.protocol).collect();
@@ -130,6 +144,7 @@ pub(crate) fn cluster(raw: &RawCluster, settings: &RawSettings, d: &mut Diags) -
         forwarding: forwarding?,
         health: health?,
         vips: vips.into_iter().map(|(v, _)| v).collect(),
+        vip_mode: s.vip_mode?,
         nodes: nodes.into_iter().map(|(n, _)| n).collect(),
         interpol: interpol.into_iter().map(|(n, _)| n).collect(),
         family,

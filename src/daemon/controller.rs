@@ -9,9 +9,11 @@
 //! IPVS until that read has succeeded: a failed first dump must never look like "nothing
 //! runs". Then it serves commands (start, stop, synchronize, reload, shutdown) and runs a
 //! reconciliation pass after each, after weight changes, after interpol changes, and
-//! every anti-entropy interval, which repairs hand edits of owned services and of the mark
-//! rules. Failed operations are logged, shown in the status and metrics, and retried with
-//! a backoff. After every change it publishes a new view for the handles' queries.
+//! every anti-entropy interval, which repairs hand edits of owned services, of the mark
+//! rules and of the VIP addresses on bigbro's interface (`src/reconcile/vips.rs`; those
+//! follow the running clusters, so they change only with commands: start, stop, reload).
+//! Failed operations are logged, shown in the status and metrics, and retried with a
+//! backoff. After every change it publishes a new view for the handles' queries.
 //!
 //! Weight changes are coalesced on the leading edge: a change that comes when no weight
 //! pass has ended within the last `coalesce` gets a pass at once; changes that come
@@ -36,7 +38,8 @@
 //!
 //! It never writes to or reads the kernel itself, and keeps no kernel-facing state (what
 //! was read, what is dirty or failed, orphans, drains): that is the reconciler's, which
-//! writes only owned keys. Shutting down leaves IPVS and nf_tables exactly as they are.
+//! writes only owned keys. Shutting down leaves IPVS, nf_tables and the VIP addresses
+//! exactly as they are.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -50,13 +53,14 @@ use super::handle::{ControllerCommand, Handle, View};
 use super::interpol::{self, Poll, Pollers};
 use super::metrics::Metrics;
 use super::nagios::Reporter;
-use super::status::{cluster_status, DaemonStatus, MarksStatus, PassStatus, Trigger};
+use super::status::{cluster_status, DaemonStatus, MarksStatus, PassStatus, Trigger, VipsStatus};
 use super::weights::LiveWeights;
 use crate::config::{Cluster, Model};
 use crate::desired::{self, Running};
 use crate::health::Prober;
 use crate::ipvs::{self, ServiceKey};
 use crate::reconcile::{IpvsKernel, MarkTable, Observed, Reconciler, Scope};
+use crate::route::RouteKernel;
 use crate::types::ClusterName;
 use crate::weight::{self, DriverHandle};
 
@@ -66,19 +70,21 @@ mod lifecycle;
 mod reload;
 
 /// Starts the daemon's controller on the current tokio runtime with `model` (already
-/// loaded from `options.config_path`), the IPVS `kernel`, the nf_tables `marks` and the
-/// health `prober`. Returns its handle and its task (which ends on shutdown, or when every
-/// handle is dropped).
-pub fn spawn<K, M, P>(
+/// loaded from `options.config_path`), the IPVS `kernel`, the nf_tables `marks`, route
+/// netlink (`route`, for the VIP addresses) and the health `prober`. Returns its handle
+/// and its task (which ends on shutdown, or when every handle is dropped).
+pub fn spawn<K, M, R, P>(
     model: Model,
     options: Options,
     kernel: Arc<K>,
     marks: Arc<M>,
+    route: Arc<R>,
     prober: P,
 ) -> (Handle, JoinHandle<()>)
 where
     K: IpvsKernel + 'static,
     M: MarkTable + 'static,
+    R: RouteKernel + 'static,
     P: Prober,
 {
     let model = Arc::new(options.cli.apply(model));
@@ -100,7 +106,7 @@ where
     }));
     let mut controller = Controller {
         model,
-        reconciler: Reconciler::new(kernel, marks),
+        reconciler: Reconciler::new(kernel, marks, route),
         nagios: Reporter::new(options.nsca_program.clone(), metrics.clone()),
         options,
         driver: driver.clone(),
@@ -132,11 +138,11 @@ pub(crate) fn unix_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-struct Controller<K, M> {
+struct Controller<K, M, R> {
     model: Arc<Model>,
     options: Options,
     /// The kernel-facing state and the only writer.
-    reconciler: Reconciler<K, M>,
+    reconciler: Reconciler<K, M, R>,
     driver: DriverHandle,
     metrics: Metrics,
     view: watch::Sender<Arc<View>>,
@@ -174,7 +180,9 @@ fn every(period: Duration) -> Interval {
     i
 }
 
-impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
+impl<K: IpvsKernel + 'static, M: MarkTable + 'static, R: RouteKernel + 'static>
+    Controller<K, M, R>
+{
     async fn run(
         mut self,
         mut commands: mpsc::Receiver<ControllerCommand>,
@@ -230,7 +238,9 @@ impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
     }
 
     async fn shutdown(&mut self) {
-        tracing::info!("stopping: probes end, IPVS and nf_tables are left exactly as they are");
+        tracing::info!(
+            "stopping: probes end, IPVS, nf_tables and the VIP addresses are left exactly as they are"
+        );
         self.pollers.stop_all();
         for name in self.running.keys() {
             let _ = self.driver.remove_cluster(name.clone()).await;
@@ -369,12 +379,14 @@ impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
             full: outcome.full,
             services: outcome.services,
         });
+        let mut vips_clean = true;
         if structural || trigger == Trigger::AntiEntropy {
             self.marks_pass(trigger).await;
+            vips_clean = self.vips_pass(trigger).await;
         }
         self.nagios
             .report(&self.model, &self.running, self.weights.get());
-        if !outcome.is_clean() {
+        if !outcome.is_clean() || !vips_clean {
             self.schedule_retry();
         }
         if let Some(end) = drained {
@@ -430,6 +442,26 @@ impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
             differences: outcome.differences,
             error: outcome.error,
         };
+    }
+
+    /// The VIP addresses of the running clusters on bigbro's interface (nothing at all
+    /// while no cluster has vips with `vip_mode: address`). Returns whether it was clean.
+    async fn vips_pass(&mut self, trigger: Trigger) -> bool {
+        let wanted = desired::vip_addresses(&self.model, &self.running);
+        let manage = desired::manages_addresses(&self.model);
+        let interface = &self.model.settings.vip_interface;
+        let repair = trigger == Trigger::AntiEntropy;
+        let Some(report) = self
+            .reconciler
+            .vips_pass(interface, &wanted, manage, repair)
+            .await
+        else {
+            return true;
+        };
+        let failures: Vec<&crate::route::Error> = report.failures.iter().collect();
+        self.metrics.vips(&report.applied, &failures);
+        self.daemon.vips = VipsStatus::of(report);
+        report.is_clean()
     }
 
     async fn sync_daemons(&mut self) {

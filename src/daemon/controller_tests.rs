@@ -11,7 +11,9 @@ use std::time::Duration;
 use nix::libc;
 use tokio::time::{timeout_at, Instant};
 
-use super::testing::{spawn_fake, spawn_fake_opts, spawn_fake_with, test_options, Fake};
+use super::testing::{
+    spawn_fake, spawn_fake_on, spawn_fake_opts, spawn_fake_with, test_options, Fake,
+};
 use super::*;
 use crate::health::{ProbeError, Script, Target};
 use crate::ipvs::{Dest, Op, Service, ServiceKey};
@@ -104,6 +106,93 @@ fn kernel_weights(s: &ClusterStatus) -> Vec<(IpAddr, u32)> {
         .unwrap_or_default()
 }
 
+/// The addresses on interface `name` of the fake namespace.
+fn vips_on(t: &Setup, name: &str) -> Vec<IpAddr> {
+    t.fake
+        .route
+        .all()
+        .into_iter()
+        .filter(|a| a.interface == name)
+        .map(|a| a.addr)
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_vips_route_netlink_is_never_touched() {
+    let t = setup(&WEB.replace("    vips: [{address: 192.0.2.10, port: 80}]\n", ""));
+    let h = &t.fake.handle;
+    let before = t.fake.route.all();
+    h.start("web").await.unwrap();
+    h.start("db").await.unwrap();
+    h.stop("web").await.unwrap();
+    assert!(
+        t.fake.route.link("bigbro0").is_none(),
+        "no interface created"
+    );
+    assert_eq!(t.fake.route.all(), before);
+    assert!(!h.daemon_status().vips.managed);
+    // vip_mode: none marks, and adds no address either.
+    let t = setup(&WEB.replace("    vips:", "    vip_mode: none\n    vips:"));
+    t.fake.handle.start("web").await.unwrap();
+    assert_eq!(t.fake.marks.rules().len(), 1);
+    assert!(t.fake.route.link("bigbro0").is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_vip_that_is_a_foreign_address_is_reported_and_untouched() {
+    let (dir, path) = write(WEB);
+    let route = crate::route::FakeRoute::new();
+    let eth0 = route.add_link("eth0", None);
+    route.hand_add(eth0, ip("192.0.2.10"), 24);
+    let fake = spawn_fake_on(FakeKernel::new(), route, test_options(&path)).unwrap();
+    let t = Setup {
+        fake,
+        path,
+        _dir: dir,
+    };
+    let h = &t.fake.handle;
+    h.start("web").await.unwrap();
+    let d = h.daemon_status().vips;
+    assert_eq!(d.conflicts.len(), 1, "{d:?}");
+    assert!(
+        d.conflicts[0].contains("already a local address on eth0"),
+        "{d:?}"
+    );
+    assert!(vips_on(&t, "bigbro0").is_empty());
+    h.stop("web").await.unwrap();
+    assert_eq!(vips_on(&t, "eth0"), [ip("192.0.2.10")], "untouched");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_moves_a_vip_between_clusters_without_a_blip_and_a_new_vip_is_added() {
+    let t = setup(WEB);
+    let h = &t.fake.handle;
+    h.start("web").await.unwrap();
+    h.start("db").await.unwrap();
+    assert_eq!(vips_on(&t, "bigbro0"), [ip("192.0.2.10")]);
+    t.fake.route.log.lock().unwrap().clear();
+    // The vip moves from web to db (both running), and web gets a new one.
+    let moved = WEB
+        .replace(
+            "    vips: [{address: 192.0.2.10, port: 80}]\n",
+            "    vips: [{address: 192.0.2.11, port: 80}]\n",
+        )
+        .replace(
+            "    scheduler: wlc\n",
+            "    scheduler: wlc\n    vips: [{address: 192.0.2.10, port: 5432}]\n",
+        );
+    std::fs::write(&t.path, moved).unwrap();
+    h.reload().await.unwrap();
+    assert_eq!(vips_on(&t, "bigbro0"), [ip("192.0.2.10"), ip("192.0.2.11")]);
+    assert_eq!(
+        *t.fake.route.log.lock().unwrap(),
+        [crate::route::AddrOp::Add(ip("192.0.2.11"))],
+        "the moved vip was never removed"
+    );
+    h.stop("db").await.unwrap();
+    assert_eq!(vips_on(&t, "bigbro0"), [ip("192.0.2.11")]);
+}
+
 const WEB: &str = "\
 bigbro:
   anti_entropy_interval: 30
@@ -141,6 +230,16 @@ async fn start_programs_weight_one_then_health_and_stop_removes_exactly_its_serv
          -A -f 99 -s rr\n"
     );
     assert_eq!(t.fake.marks.rules().len(), 1, "the vip's mark rule");
+    assert_eq!(
+        vips_on(&t, "bigbro0"),
+        [ip("192.0.2.10")],
+        "the vip's address"
+    );
+    let d = h.daemon_status().vips;
+    assert!(
+        d.managed && d.in_sync && d.present == [ip("192.0.2.10")],
+        "{d:?}"
+    );
     assert_eq!(h.start("web").await, Ok(StartOutcome::AlreadyRunning));
     assert_eq!(h.start("nope").await, Ok(StartOutcome::NotFound));
     let s = until(h, "web", "weights 30/70 in the kernel", |s| {
@@ -171,6 +270,10 @@ async fn start_programs_weight_one_then_health_and_stop_removes_exactly_its_serv
         "only the foreign service is left"
     );
     assert!(t.fake.marks.rules().is_empty());
+    assert!(
+        vips_on(&t, "bigbro0").is_empty(),
+        "the stopped cluster's vip is gone"
+    );
     let s = h.status("web").await.unwrap();
     assert!(!s.running && s.combined_weight == 0 && s.policy.is_none());
     assert_eq!(h.stop("web").await, Ok(StopOutcome::NotRunning));
@@ -213,9 +316,23 @@ async fn a_restart_adopts_running_clusters_without_changing_any_weight() {
     // Health differs from the kernel weights: the adopted weights must hold until the
     // first probe, and then move only through the ramp, never through 0 or 1.
     let yaml = WEB.replace("ramp_up_time: 0\n    vips", "ramp_up_time: 60\n    vips");
-    let t = setup_with(&yaml, k);
+    let (dir, path) = write(&yaml);
+    let route = crate::route::FakeRoute::new();
+    let index = route.add_link("bigbro0", Some("dummy"));
+    route.hand_add(index, ip("192.0.2.10"), 32);
+    let fake = spawn_fake_on(k, route, test_options(&path)).unwrap();
+    let t = Setup {
+        fake,
+        path,
+        _dir: dir,
+    };
     let h = &t.fake.handle;
     let s = until(h, "web", "adopted", |s| s.running).await;
+    assert!(
+        t.fake.route.log.lock().unwrap().is_empty(),
+        "the vip already on bigbro0 stays: no blip"
+    );
+    assert_eq!(vips_on(&t, "bigbro0"), [ip("192.0.2.10")]);
     assert_eq!(
         kernel_weights(&s),
         [(ip("10.0.0.1"), 37), (ip("10.0.0.2"), 63)]
@@ -280,8 +397,18 @@ async fn anti_entropy_repairs_hand_edits_within_one_interval() {
     let wanted = k.save();
     k.hand_edit(Op::Flush);
     t.fake.marks.delete_tables();
+    let index = t.fake.route.link("bigbro0").unwrap().index;
+    t.fake.route.hand_remove(index, ip("192.0.2.10"));
     let edited = Instant::now();
-    until_daemon(h, "repaired", |h| h.metrics().repairs >= 3).await;
+    until_daemon(h, "repaired", |h| {
+        h.metrics().repairs >= 3 && h.metrics().vip_ops >= 2
+    })
+    .await;
+    assert_eq!(
+        vips_on(&t, "bigbro0"),
+        [ip("192.0.2.10")],
+        "the vip is back"
+    );
     assert!(
         edited.elapsed() <= Duration::from_secs(30),
         "{:?}",
@@ -439,6 +566,7 @@ clusters:
     assert!(table.contains("-a -f 17 -r 10.0.0.3:0"), "{table}");
     assert!(!table.contains("10.0.0.2"), "{table}");
     assert!(t.fake.marks.rules().is_empty(), "the vip is gone");
+    assert!(vips_on(&t, "bigbro0").is_empty(), "its address too");
     // The node that stayed kept its state (down: its probes still fail).
     let s = h.status("web").await.unwrap();
     assert!(s.running);

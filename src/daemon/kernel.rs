@@ -1,6 +1,7 @@
-//! The daemon's connections to IPVS and nf_tables, opened lazily and again after they
-//! fail, so a daemon started before `ip_vs` is loaded, or without permission, keeps running,
-//! says exactly what is wrong (status, metrics, logs) and takes over once it can.
+//! The daemon's connections to IPVS, nf_tables and route netlink, opened lazily and again
+//! after they fail, so a daemon started before `ip_vs` is loaded, or without permission,
+//! keeps running, says exactly what is wrong (status, metrics, logs) and takes over once
+//! it can.
 //!
 //! These are thin wrappers: every read and write goes to the real clients unchanged.
 
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use crate::ipvs::{self, DestEntry, Op, Operation, ServiceEntry, ServiceKey, SyncDaemon};
 use crate::nft::{Live, MarkRule, Nft, NftError};
 use crate::reconcile::{IpvsKernel, MarkTable};
+use crate::route::{self, AddrOp, Interface, LocalAddr, RouteKernel};
 
 /// The IPVS client, connected on first use and again after a connection failure.
 #[derive(Default)]
@@ -106,5 +108,68 @@ impl MarkTable for LazyNft {
     async fn apply(&self, rules: &[MarkRule]) -> Result<(), NftError> {
         let r = self.get().await?.apply(rules).await;
         self.check(r).await
+    }
+}
+
+/// The route netlink connection (VIP addresses), opened on first use and again after a
+/// connection failure. Never opened while bigbro manages no VIP address.
+#[derive(Default)]
+pub struct LazyRoute {
+    client: Mutex<Option<route::Client>>,
+}
+
+impl LazyRoute {
+    pub fn new() -> LazyRoute {
+        LazyRoute::default()
+    }
+
+    async fn get(&self) -> Result<route::Client, route::Error> {
+        let mut slot = self.client.lock().await;
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let c = route::Client::new()?;
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Drops a connection whose answers stopped coming, so the next call reconnects.
+    async fn check<T>(&self, r: Result<T, route::Error>) -> Result<T, route::Error> {
+        if matches!(
+            r,
+            Err(route::Error::NoAnswer { .. } | route::Error::Io { .. })
+        ) {
+            *self.client.lock().await = None;
+        }
+        r
+    }
+}
+
+impl RouteKernel for LazyRoute {
+    async fn ensure_interface(&self, name: &str) -> Result<Interface, route::Error> {
+        let r = self.get().await?.ensure_interface(name).await;
+        self.check(r).await
+    }
+    async fn addresses(&self) -> Result<Vec<LocalAddr>, route::Error> {
+        let r = self.get().await?.addresses().await;
+        self.check(r).await
+    }
+    async fn apply(&self, interface: &Interface, ops: &[AddrOp]) -> Vec<Result<(), route::Error>> {
+        // The interface was just ensured over this same connection.
+        match self.get().await {
+            Ok(c) => c.apply(interface, ops).await,
+            Err(e) => ops
+                .iter()
+                .map(|op| {
+                    Err(route::Error::NoAnswer {
+                        op: Box::new(route::Operation::Apply {
+                            op: *op,
+                            interface: interface.name.clone(),
+                        }),
+                        reason: format!("not sent: {e}"),
+                    })
+                })
+                .collect(),
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! The daemon's counters for `/metrics`: reconciliation passes (by trigger) and their
 //! duration, IPVS operations applied (by kind) and kernel errors (by kind), repairs of hand
-//! edits, mark-rule writes, configuration reloads, nagios and interpol activity.
+//! edits, mark-rule writes, VIP address changes, configuration reloads, nagios and
+//! interpol activity.
 //!
 //! The controller is the only writer; readers get a copy ([`MetricsSnapshot`]). Counters
 //! only ever go up (Prometheus counters), except the gauges named as such. Recording never
@@ -39,6 +40,10 @@ pub struct MetricsSnapshot {
     /// Times the mark rules were (re)written, and failures reading or writing them.
     pub mark_writes: u64,
     pub mark_errors: u64,
+    /// VIP address changes the kernel accepted, and route netlink failures (each change
+    /// that failed, or a failed read of the interface or addresses).
+    pub vip_ops: u64,
+    pub vip_errors: u64,
     pub reload_success: u64,
     pub reload_failure: u64,
     /// Gauge: unix time of the last successful configuration load.
@@ -135,6 +140,12 @@ impl Metrics {
         let mut m = self.lock();
         m.mark_writes += u64::from(wrote);
         m.mark_errors += u64::from(failed);
+    }
+
+    pub fn vips(&self, applied: &[crate::route::AddrOp], errors: &[&crate::route::Error]) {
+        let mut m = self.lock();
+        m.vip_ops += applied.len() as u64;
+        m.vip_errors += errors.len() as u64;
     }
 
     pub fn reload(&self, ok: bool, at_unix: f64) {

@@ -131,7 +131,7 @@ impl Notifier {
             ("STOPPING", "1"),
             (
                 "STATUS",
-                "stopping; IPVS and nf_tables are left as they are",
+                "stopping; IPVS, nf_tables and the VIP addresses are left as they are",
             ),
         ]);
     }

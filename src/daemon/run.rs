@@ -17,7 +17,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
 use super::controller::{spawn, CliOverrides, Options};
-use super::kernel::{LazyIpvs, LazyNft};
+use super::kernel::{LazyIpvs, LazyNft, LazyRoute};
 use super::notify::Notifier;
 use crate::config;
 use crate::health::{NetProber, ProbeThread};
@@ -123,6 +123,7 @@ async fn serve(args: Args, model: config::Model, probes: tokio::runtime::Handle)
         options,
         Arc::new(LazyIpvs::new()),
         Arc::new(LazyNft::new()),
+        Arc::new(LazyRoute::new()),
         NetProber::default(),
     );
     let stop_api = CancellationToken::new();

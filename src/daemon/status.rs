@@ -23,7 +23,7 @@ use crate::config::{BackendMode, Cluster, Scheduler};
 use crate::desired::ClusterKeys;
 use crate::desired::{self, Running, Weights};
 use crate::ipvs::{self, DestEntry, ServiceKey};
-use crate::reconcile::Observed;
+use crate::reconcile::{Observed, VipsReport};
 use crate::types::{ClusterName, Fwmark, Weight};
 use crate::weight::{ClusterSnapshot, NodeSnapshot};
 
@@ -239,6 +239,8 @@ pub struct DaemonStatus {
     pub last_pass: Option<PassStatus>,
     /// The nf_tables mark rules.
     pub marks: MarksStatus,
+    /// The VIP addresses on bigbro's interface.
+    pub vips: VipsStatus,
     /// What went wrong with the IPVS sync daemon, if anything.
     pub sync_daemon_error: Option<String>,
     pub reload: ReloadStatus,
@@ -314,6 +316,41 @@ pub struct MarksStatus {
     pub differences: Vec<String>,
     /// The last error reading or writing them.
     pub error: Option<String>,
+}
+
+/// The VIP addresses on bigbro's interface, as the last VIP pass left them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct VipsStatus {
+    /// Whether bigbro manages VIP addresses (some cluster has vips with `vip_mode:
+    /// address`); when not, the rest is empty and no interface was touched.
+    pub managed: bool,
+    /// The interface (`bigbro.vip_interface`).
+    pub interface: Option<String>,
+    /// The addresses the running clusters want there.
+    pub wanted: Vec<IpAddr>,
+    /// The VIPs on the interface after the last pass (empty when it could not be read).
+    pub present: Vec<IpAddr>,
+    /// Whether the interface held exactly the wanted addresses (conflicts aside) and the
+    /// pass had no error.
+    pub in_sync: bool,
+    /// Wanted VIPs bigbro left alone, each saying why (already a local address elsewhere).
+    pub conflicts: Vec<String>,
+    /// The last pass's route netlink errors, each naming the operation and the object.
+    pub errors: Vec<String>,
+}
+
+impl VipsStatus {
+    pub fn of(report: &VipsReport) -> VipsStatus {
+        VipsStatus {
+            managed: true,
+            interface: Some(report.interface.clone()),
+            wanted: report.wanted.iter().copied().collect(),
+            present: report.present.iter().flatten().copied().collect(),
+            in_sync: report.in_sync(),
+            conflicts: report.conflicts.iter().map(ToString::to_string).collect(),
+            errors: report.failures.iter().map(ToString::to_string).collect(),
+        }
+    }
 }
 
 /// Configuration reloads.

@@ -1,6 +1,6 @@
 //! A daemon on in-memory fakes, for tests of what sits on top of [`Handle`] (the HTTP
 //! API, the CLI) and of the controller itself: the in-memory IPVS table and mark rules of
-//! `reconcile`, and a scripted prober whose answers the test sets per node.
+//! `reconcile`, the in-memory interfaces and addresses of `route`, and a scripted prober whose answers the test sets per node.
 //!
 //! Fakes are for fast tests of logic only; the kernel behaviour is tested in the test bed.
 //! Compiled only for tests (`cfg(test)`, or the `testing` feature that tests/ get through
@@ -16,6 +16,7 @@ use super::handle::Handle;
 use crate::config::{self, Errors};
 use crate::health::{Script, ScriptedProber, Target};
 use crate::reconcile::{FakeKernel, FakeMarks};
+use crate::route::FakeRoute;
 use crate::weight::DriverOptions;
 
 /// A running daemon on fakes.
@@ -23,6 +24,8 @@ pub struct Fake {
     pub handle: Handle,
     pub kernel: Arc<FakeKernel>,
     pub marks: Arc<FakeMarks>,
+    /// The namespace's interfaces and addresses (the VIPs on bigbro's interface).
+    pub route: Arc<FakeRoute>,
     pub prober: ScriptedProber,
     pub task: JoinHandle<()>,
 }
@@ -51,21 +54,33 @@ pub fn test_options(config_path: &Path) -> Options {
 
 /// The same with the test's own options (nagios program, drain time...).
 pub fn spawn_fake_opts(kernel: FakeKernel, options: Options) -> Result<Fake, Errors> {
+    spawn_fake_on(kernel, FakeRoute::new(), options)
+}
+
+/// The same on a namespace the test has filled (interfaces and addresses).
+pub fn spawn_fake_on(
+    kernel: FakeKernel,
+    route: FakeRoute,
+    options: Options,
+) -> Result<Fake, Errors> {
     let model = config::load(&options.config_path)?;
     let kernel = Arc::new(kernel);
     let marks = Arc::new(FakeMarks::new());
+    let route = Arc::new(route);
     let prober = ScriptedProber::new();
     let (handle, task) = spawn(
         model,
         options,
         kernel.clone(),
         marks.clone(),
+        route.clone(),
         prober.clone(),
     );
     Ok(Fake {
         handle,
         kernel,
         marks,
+        route,
         prober,
         task,
     })

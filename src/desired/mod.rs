@@ -1,5 +1,5 @@
 //! The desired kernel state: the one translation from the configuration [`Model`] to what
-//! IPVS and nf_tables should hold. The daemon's controller (`src/daemon/controller.rs`)
+//! IPVS, nf_tables and bigbro's VIP interface should hold. The daemon's controller (`src/daemon/controller.rs`)
 //! builds it on every pass and hands it to the reconciler (`src/reconcile/`); `bigbro check`
 //! builds it for "every cluster just started" and prints it (`plan.rs`). One builder, so
 //! the plan a user reads before starting the daemon is the state the daemon asks for.
@@ -7,7 +7,8 @@
 //! Inputs: the model, which clusters run with what the daemon learned about them
 //! ([`Running`]: the active node of an active_passive cluster, the remote load balancers
 //! interpol reported), and the local nodes' weights ([`Weights`]). Output: the [`Desired`]
-//! IPVS services with their destinations, and the nf_tables mark rules.
+//! IPVS services with their destinations, the nf_tables mark rules, and the VIP addresses
+//! on bigbro's interface.
 //!
 //! Files, one concern each:
 //! - `objects.rs`: one cluster's kernel objects: service keys, services, destinations
@@ -16,6 +17,7 @@
 //!   node alone when active_passive; its remote load balancers; its downpage when its total
 //!   weight is 0; its relay service), and the whole desired IPVS state.
 //! - `active.rs`: the active_passive choice.
+//! - `addrs.rs`: the VIP addresses the running clusters want on bigbro's interface.
 //! - `drain.rs`: destinations leaving a service drain at weight 0 before they go, and the
 //!   rebuild of only the clusters whose inputs changed.
 //! - `plan.rs`: what `bigbro check` prints: this builder's output for every cluster started
@@ -36,6 +38,7 @@
 //! fixed 1.
 
 mod active;
+mod addrs;
 mod drain;
 mod objects;
 pub mod plan;
@@ -52,6 +55,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 pub use active::choose_active;
+pub use addrs::{ip_commands, manages_addresses, vip_addresses};
 pub use drain::{rebuild, Built, Drain, Draining};
 pub use objects::{mark_rules, owned, ClusterKeys};
 pub use services::{build, combined_weight, downpage_wanted, weight_of};

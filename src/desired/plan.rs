@@ -4,16 +4,19 @@
 //! start command seeds the weight policy), no remote load balancer known yet (interpol has
 //! not answered), and the active node of an active_passive cluster chosen from those
 //! weights by [`choose_active`], as every pass chooses it. The IPVS part is printed in
-//! `ipvsadm -S -n` syntax, the nf_tables part in `nft` syntax.
+//! `ipvsadm -S -n` syntax, the nf_tables part in `nft` syntax, the VIP addresses as `ip
+//! addr add` commands.
 //!
 //! It prints in configuration order (clusters in file order, each main service then its
 //! relay; local nodes in file order, then remote load balancers, then the downpage), while
 //! the reconciler's [`Desired`] is keyed by service and address: the order is for the
 //! reader, the content is the builder's, unchanged. It never reads or writes the kernel.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
-use super::{build, choose_active, mark_rules, ClusterKeys, Running, Weights, INITIAL_WEIGHT};
+use super::{build, choose_active, ip_commands, mark_rules, vip_addresses, ClusterKeys};
+use super::{manages_addresses, Running, Weights, INITIAL_WEIGHT};
 use crate::config::Model;
 use crate::ipvs::{save, Dest, Service};
 use crate::nft::{self, MarkRule};
@@ -56,14 +59,18 @@ pub struct Plan {
     pub desired: Desired,
     /// The nf_tables mark rules, in configuration order.
     pub marks: Vec<MarkRule>,
+    /// The VIP addresses on bigbro's interface.
+    pub addrs: BTreeSet<IpAddr>,
 }
 
-/// The plan of `model`: [`build`] and [`mark_rules`] on [`all_started`].
+/// The plan of `model`: [`build`], [`mark_rules`] and [`vip_addresses`] on
+/// [`all_started`].
 pub fn plan(model: &Model) -> Plan {
     let (running, weights) = all_started(model);
     Plan {
         desired: build(model, &running, &weights),
         marks: mark_rules(model, &running),
+        addrs: vip_addresses(model, &running),
     }
 }
 
@@ -97,6 +104,12 @@ pub fn nft_text(model: &Model) -> String {
     nft::render(&plan(model).marks)
 }
 
+/// Only the VIP addresses, as the `ip addr add` commands that put them on bigbro's
+/// interface (`ip -batch` takes them without the leading `ip`).
+pub fn addrs_text(model: &Model) -> String {
+    ip_commands(&plan(model).addrs, &model.settings.vip_interface)
+}
+
 /// ipvsadm's save lines, plus a real server's connection thresholds (`-x`, `-y`), which
 /// `ipvsadm -S` leaves out but `ipvsadm -R` reads: the plan shows everything the daemon
 /// will ask for.
@@ -120,7 +133,8 @@ fn ipvs_part(model: &Model, plan: &Plan) -> String {
 }
 
 /// What `bigbro check` prints for a valid configuration: a summary, the IPVS state in
-/// `ipvsadm -S -n` syntax and the nf_tables ruleset in `nft` syntax.
+/// `ipvsadm -S -n` syntax, the nf_tables ruleset in `nft` syntax and the VIP addresses in
+/// `ip addr` syntax.
 pub fn render(model: &Model, file: &str) -> String {
     let plan = plan(model);
     let clusters = model.clusters.len();
@@ -152,6 +166,17 @@ pub fn render(model: &Model, file: &str) -> String {
         );
     } else {
         out.push_str(&rules);
+    }
+    let interface = &model.settings.vip_interface;
+    out.push_str(&format!(
+        "\n# VIP addresses, as `ip addr` adds them to bigbro's dummy interface {interface}:\n"
+    ));
+    if !manages_addresses(model) {
+        out.push_str(
+            "# (no vips with vip_mode: address: bigbro adds no address and creates no interface)\n",
+        );
+    } else {
+        out.push_str(&ip_commands(&plan.addrs, interface));
     }
     out
 }

@@ -4,7 +4,7 @@
 //! run and what is desired. Below it, one file per concern: `pass` (one IPVS pass, without
 //! memory), `diff` (desired against observed, as operations), `kernel` (the IPVS seam and
 //! its fake), `marks` (the nf_tables mark rules and their fake), `daemons` (the IPVS sync
-//! daemons).
+//! daemons), `vips` (the VIP addresses on bigbro's interface, through `src/route/`).
 //!
 //! A pass reads the IPVS services bigbro owns (nothing else is read or touched), diffs
 //! them against the desired state, and sends the minimal operations as one batch. It reads
@@ -21,8 +21,8 @@
 //! metrics) and retried on the next pass; it is never ignored. A failed read changes
 //! nothing in the kernel. After writing, a pass reads again exactly the services it wrote
 //! to, so its report holds what the kernel has now without a second read of everything.
-//! The nf_tables mark rules (`marks`) and the IPVS sync daemons (`daemons`) are
-//! reconciled the same way: read back, compare, change what differs.
+//! The nf_tables mark rules (`marks`), the IPVS sync daemons (`daemons`) and the VIP
+//! addresses (`vips`) are reconciled the same way: read back, compare, change what differs.
 
 pub mod daemons;
 pub mod diff;
@@ -32,6 +32,7 @@ pub mod pass;
 pub mod reconciler;
 #[cfg(test)]
 mod reconciler_tests;
+pub mod vips;
 
 pub use diff::{diff, differs, Desired, DesiredService, Observed};
 #[cfg(any(test, feature = "testing"))]
@@ -42,3 +43,4 @@ pub use marks::FakeMarks;
 pub use marks::MarkTable;
 pub use pass::{observe, observe_each, pass, pass_with, PassReport, Reading};
 pub use reconciler::{DaemonsOutcome, MarksOutcome, PassOutcome, Reconciler, Scope};
+pub use vips::VipsReport;

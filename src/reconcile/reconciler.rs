@@ -1,9 +1,10 @@
 //! [`Reconciler`]: the owner of everything bigbro knows about the kernel it writes to. It
-//! holds the kernel handles (IPVS and nf_tables), the owned services as the last pass that
+//! holds the kernel handles (IPVS, nf_tables, route netlink), the owned services as the last pass that
 //! read them found them, which of them are dirty, the errors of the last pass and the
 //! retry backoff, the services a previous configuration owned (orphans, deleted until a
 //! read shows them gone), the desired state the last pass worked to and the destinations
-//! draining at weight 0. The controller (`src/daemon/controller.rs`) decides *when* a pass
+//! draining at weight 0, and the VIP addresses on bigbro's interface as the last VIP pass
+//! left them. The controller (`src/daemon/controller.rs`) decides *when* a pass
 //! runs and builds the desired state; the reconciler decides *what* a pass reads and
 //! writes.
 //!
@@ -15,21 +16,26 @@
 //! after a failed read).
 //!
 //! It must never read, write or delete a service outside the owned keys it is given (plus
-//! its orphans), nor a mark rule outside bigbro's own tables: the low-level passes in
-//! `src/reconcile/mod.rs`, `marks.rs` and `daemons.rs` are its only writers. It keeps no
+//! its orphans), nor a mark rule outside bigbro's own tables, nor an address outside
+//! bigbro's own interface: the low-level passes in `pass.rs`, `marks.rs`, `daemons.rs` and
+//! `vips.rs` are its only writers. Until some configuration of this run asks for VIP
+//! addresses, it does not even look at route netlink. It keeps no
 //! clock of its own beyond measuring drains (the caller passes the time) and never decides
 //! which clusters run.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::vips::{self, VipsReport};
 use super::{daemons, marks, observe, pass_with, Desired, Observed, Reading};
 use super::{differs, IpvsKernel, MarkTable};
 use crate::config::SyncDaemon;
 use crate::desired::{Built, Draining};
 use crate::ipvs::{self, Op, ServiceKey};
 use crate::nft::MarkRule;
+use crate::route::RouteKernel;
 
 /// Which owned services a pass reads and compares.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,9 +88,10 @@ pub struct DaemonsOutcome {
 }
 
 /// See the module notes.
-pub struct Reconciler<K, M> {
+pub struct Reconciler<K, M, R> {
     kernel: Arc<K>,
     marks: Arc<M>,
+    route: Arc<R>,
     /// The owned services as the last pass that read them found them.
     observed: BTreeMap<ServiceKey, Observed>,
     /// Whether `observed` holds every owned service as last read (false before the first
@@ -106,13 +113,19 @@ pub struct Reconciler<K, M> {
     marks_error: Option<String>,
     /// Whether bigbro manages the sync daemons (configured now or earlier in this run).
     managed_daemons: bool,
+    /// The VIP addresses: the interface they go on (the first one asked for in this run),
+    /// once bigbro manages them (some cluster had vips with `vip_mode: address`).
+    vip_interface: Option<String>,
+    /// The last VIP pass, for the status.
+    vips: Option<VipsReport>,
 }
 
-impl<K: IpvsKernel, M: MarkTable> Reconciler<K, M> {
-    pub fn new(kernel: Arc<K>, marks: Arc<M>) -> Reconciler<K, M> {
+impl<K: IpvsKernel, M: MarkTable, R: RouteKernel> Reconciler<K, M, R> {
+    pub fn new(kernel: Arc<K>, marks: Arc<M>, route: Arc<R>) -> Reconciler<K, M, R> {
         Reconciler {
             kernel,
             marks,
+            route,
             observed: BTreeMap::new(),
             observed_whole: false,
             errors: BTreeMap::new(),
@@ -123,6 +136,8 @@ impl<K: IpvsKernel, M: MarkTable> Reconciler<K, M> {
             marks_in_sync: false,
             marks_error: None,
             managed_daemons: false,
+            vip_interface: None,
+            vips: None,
         }
     }
 
@@ -164,7 +179,7 @@ impl<K: IpvsKernel, M: MarkTable> Reconciler<K, M> {
 
     /// Builds the desired state again with `build`, which updates in place what the last
     /// pass wanted and asked for and the drains (see `desired::rebuild`).
-    pub fn rebuild<R>(&mut self, build: impl FnOnce(&mut Built, &mut Draining) -> R) -> R {
+    pub fn rebuild<T>(&mut self, build: impl FnOnce(&mut Built, &mut Draining) -> T) -> T {
         build(&mut self.built, &mut self.draining)
     }
 
@@ -257,7 +272,7 @@ impl<K: IpvsKernel, M: MarkTable> Reconciler<K, M> {
         }
         let mut failures = report.failed;
         failures.extend(report.dump_error);
-        if failures.is_empty() {
+        if failures.is_empty() && self.vips.as_ref().is_none_or(VipsReport::is_clean) {
             self.backoff = None;
         }
         PassOutcome {
@@ -357,5 +372,56 @@ impl<K: IpvsKernel, M: MarkTable> Reconciler<K, M> {
             applied: report.applied,
             failures,
         })
+    }
+
+    /// Makes bigbro's interface hold exactly `wanted` (see `vips.rs`). Returns None,
+    /// touching nothing (not even creating the interface), while bigbro has never been
+    /// asked to manage VIP addresses in this run (`manage`: some cluster has vips with
+    /// `vip_mode: address`). The interface is the one first asked for in this run.
+    /// `repair`: an anti-entropy check, so a change is logged as a repair.
+    pub async fn vips_pass(
+        &mut self,
+        interface: &str,
+        wanted: &BTreeSet<IpAddr>,
+        manage: bool,
+        repair: bool,
+    ) -> Option<&VipsReport> {
+        if !manage && self.vip_interface.is_none() {
+            return None;
+        }
+        let interface = self
+            .vip_interface
+            .get_or_insert_with(|| interface.to_string())
+            .clone();
+        let report = vips::pass(&*self.route, &interface, wanted).await;
+        for op in &report.applied {
+            if repair {
+                tracing::warn!(
+                    "repaired a change made behind bigbro's back: {}",
+                    op.ip_command(&interface)
+                );
+            } else {
+                tracing::info!("{}", op.ip_command(&interface));
+            }
+        }
+        for e in &report.failures {
+            tracing::error!("{e} (retried on the next pass)");
+        }
+        let before = self.vips.as_ref().map(|v| &v.conflicts);
+        if before != Some(&report.conflicts) {
+            for c in &report.conflicts {
+                tracing::warn!("{c}");
+            }
+        }
+        if report.is_clean() && self.errors.is_empty() {
+            self.backoff = None;
+        }
+        self.vips = Some(report);
+        self.vips.as_ref()
+    }
+
+    /// The last VIP pass (None while bigbro does not manage VIP addresses).
+    pub fn vips(&self) -> Option<&VipsReport> {
+        self.vips.as_ref()
     }
 }

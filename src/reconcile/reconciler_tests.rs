@@ -3,6 +3,8 @@
 //! other service exactly as it was (in the kernel and in its own reading), failed
 //! operations keep their service dirty until they succeed, orphans are deleted until they
 //! are gone, and the sync daemons are left alone until bigbro is asked to manage them.
+//! The VIP addresses: only the owned interface's are touched, conflicts are reported and
+//! left alone, and nothing at all is done until bigbro is asked to manage them.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -16,15 +18,23 @@ use super::marks::tests::rule;
 use super::*;
 use crate::config::{SyncDaemon, SyncRole};
 use crate::ipvs::{DaemonState, Dest, Op, Service, ServiceKey};
+use crate::route::{AddrOp, FakeRoute, LocalAddr};
 
-type Fixture = Reconciler<FakeKernel, FakeMarks>;
+type Fixture = Reconciler<FakeKernel, FakeMarks, FakeRoute>;
 
 fn reconciler() -> (Fixture, Arc<FakeKernel>, Arc<FakeMarks>) {
+    let (r, kernel, marks, _) = with_route();
+    (r, kernel, marks)
+}
+
+fn with_route() -> (Fixture, Arc<FakeKernel>, Arc<FakeMarks>, Arc<FakeRoute>) {
     let (kernel, marks) = (Arc::new(FakeKernel::new()), Arc::new(FakeMarks::new()));
+    let route = Arc::new(FakeRoute::new());
     (
-        Reconciler::new(kernel.clone(), marks.clone()),
+        Reconciler::new(kernel.clone(), marks.clone(), route.clone()),
         kernel,
         marks,
+        route,
     )
 }
 
@@ -291,4 +301,171 @@ async fn sync_daemons_are_left_alone_until_bigbro_is_asked_to_manage_them() {
     // Once managed, a configuration without one stops it.
     let out = r.daemons_pass(None).await.expect("still managed");
     assert_eq!(out.applied, [Op::StopDaemon(DaemonState::Master)]);
+}
+
+fn vips(v: &[&str]) -> BTreeSet<std::net::IpAddr> {
+    v.iter().map(|a| ip(a)).collect()
+}
+
+/// The addresses on interface `name`.
+fn on(route: &FakeRoute, name: &str) -> Vec<(std::net::IpAddr, u8)> {
+    route
+        .all()
+        .into_iter()
+        .filter(|a| a.interface == name)
+        .map(|a| (a.addr, a.prefix_len))
+        .collect()
+}
+
+#[tokio::test]
+async fn vip_addresses_are_left_alone_until_bigbro_is_asked_to_manage_them() {
+    let (mut r, _, _, route) = with_route();
+    let before = route.all();
+    assert!(r
+        .vips_pass("bigbro0", &vips(&[]), false, false)
+        .await
+        .is_none());
+    assert!(route.link("bigbro0").is_none(), "no interface created");
+    assert_eq!(route.all(), before);
+    assert!(r.vips().is_none());
+    // Managed once (a cluster has vips), an interface is made even with nothing running.
+    let out = r
+        .vips_pass("bigbro0", &vips(&[]), true, false)
+        .await
+        .unwrap();
+    assert!(out.in_sync() && out.applied.is_empty());
+    assert!(route.link("bigbro0").unwrap().is_dummy());
+    // And once managed, a configuration without such vips still empties it.
+    r.vips_pass("bigbro0", &vips(&["192.0.2.10"]), true, false)
+        .await
+        .unwrap();
+    let out = r
+        .vips_pass("bigbro0", &vips(&[]), false, false)
+        .await
+        .unwrap();
+    assert_eq!(out.applied.len(), 1);
+    assert!(on(&route, "bigbro0").is_empty());
+}
+
+#[tokio::test]
+async fn only_the_owned_interfaces_addresses_are_touched_and_a_stop_removes() {
+    let (mut r, _, _, route) = with_route();
+    let eth0 = route.add_link("eth0", None);
+    route.hand_add(eth0, ip("10.1.0.5"), 24);
+    route.hand_add(eth0, ip("192.0.2.99"), 32);
+    let foreign: Vec<LocalAddr> = route.all();
+    let out = r
+        .vips_pass(
+            "bigbro0",
+            &vips(&["192.0.2.10", "2001:db8::10"]),
+            true,
+            false,
+        )
+        .await
+        .unwrap();
+    assert!(out.in_sync(), "{out:?}");
+    assert_eq!(
+        on(&route, "bigbro0"),
+        [(ip("192.0.2.10"), 32), (ip("2001:db8::10"), 128)]
+    );
+    // An address added to bigbro0 by hand is bigbro's: it goes; a hand deletion comes back.
+    let index = route.link("bigbro0").unwrap().index;
+    route.hand_add(index, ip("198.51.100.1"), 24);
+    route.hand_remove(index, ip("2001:db8::10"));
+    let out = r
+        .vips_pass(
+            "bigbro0",
+            &vips(&["192.0.2.10", "2001:db8::10"]),
+            true,
+            true,
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.applied.len(), 2, "{:?}", out.applied);
+    assert_eq!(
+        out.present.clone().unwrap(),
+        vips(&["192.0.2.10", "2001:db8::10"])
+    );
+    // The cluster stops: its VIPs go, nothing else.
+    let out = r
+        .vips_pass("bigbro0", &vips(&[]), true, false)
+        .await
+        .unwrap();
+    assert_eq!(out.applied.len(), 2);
+    assert!(on(&route, "bigbro0").is_empty());
+    for a in foreign {
+        assert!(route.all().contains(&a), "{a:?} was touched");
+    }
+}
+
+#[tokio::test]
+async fn a_vip_that_is_a_foreign_address_is_a_conflict_left_untouched() {
+    let (mut r, _, _, route) = with_route();
+    let eth0 = route.add_link("eth0", None);
+    route.hand_add(eth0, ip("192.0.2.20"), 24);
+    let out = r
+        .vips_pass("bigbro0", &vips(&["192.0.2.10", "192.0.2.20"]), true, false)
+        .await
+        .unwrap();
+    assert_eq!(out.applied, [AddrOp::Add(ip("192.0.2.10"))]);
+    assert_eq!(out.conflicts.len(), 1);
+    assert!(
+        out.in_sync(),
+        "conflicts aside, the interface holds what it should"
+    );
+    assert!(out.conflicts[0]
+        .to_string()
+        .contains("192.0.2.20 is already a local address on eth0"));
+    assert_eq!(on(&route, "eth0"), [(ip("192.0.2.20"), 24)]);
+    // Stopped: still untouched.
+    r.vips_pass("bigbro0", &vips(&[]), true, false)
+        .await
+        .unwrap();
+    assert_eq!(on(&route, "eth0"), [(ip("192.0.2.20"), 24)]);
+}
+
+#[tokio::test]
+async fn vip_errors_are_reported_kept_for_the_status_and_retried() {
+    let (mut r, _, _, route) = with_route();
+    route.fail_ops_matching("adding 192.0.2.11/32", libc::EPERM);
+    let out = r
+        .vips_pass("bigbro0", &vips(&["192.0.2.10", "192.0.2.11"]), true, false)
+        .await
+        .unwrap();
+    assert!(!out.in_sync());
+    assert_eq!(
+        out.failures[0].to_string(),
+        "adding 192.0.2.11/32 to bigbro0: permission denied (you must be root / need CAP_NET_ADMIN)"
+    );
+    let (first, cap) = (Duration::from_secs(1), Duration::from_secs(8));
+    assert_eq!(r.retry_delay(first, cap), first);
+    assert_eq!(
+        r.retry_delay(first, cap),
+        first * 2,
+        "still failing: it backs off"
+    );
+    route.clear_failures();
+    let out = r
+        .vips_pass("bigbro0", &vips(&["192.0.2.10", "192.0.2.11"]), true, false)
+        .await
+        .unwrap();
+    assert!(out.in_sync() && out.applied == [AddrOp::Add(ip("192.0.2.11"))]);
+    assert_eq!(
+        r.retry_delay(first, cap),
+        first,
+        "a clean pass resets the backoff"
+    );
+    // A name held by another kind of interface: refused, nothing changed.
+    let (mut r, _, _, route) = with_route();
+    route.add_link("bigbro0", Some("veth"));
+    let before = route.all();
+    let out = r
+        .vips_pass("bigbro0", &vips(&["192.0.2.10"]), true, false)
+        .await
+        .unwrap();
+    assert!(out.failures[0]
+        .to_string()
+        .contains("not a dummy interface"));
+    assert!(out.present.is_none());
+    assert_eq!(route.all(), before);
 }

@@ -33,6 +33,8 @@ pub mod sync;
 pub use client::Client;
 pub use diff::{diff, Conflict, Observed, Plan};
 pub use error::{Error, Operation};
+#[cfg(any(test, feature = "testing"))]
+pub use kernel::FakeRoute;
 pub use kernel::RouteKernel;
 pub use model::{AddrOp, Interface, Link, LocalAddr, DEFAULT_INTERFACE};
 pub use sync::{sync, Outcome};

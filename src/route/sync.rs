@@ -1,8 +1,8 @@
 //! One VIP pass over any [`RouteKernel`]: ensure the owned interface, read the namespace's
 //! addresses, diff, apply, and report what was done, what failed (each error names its
-//! operation) and what was refused. The reconciler calls this (or the same three steps)
-//! once it owns route state; it keeps no state between passes, so a hand deletion is seen
-//! and repaired by the next pass.
+//! operation), what was refused and which VIPs the interface holds at the end. The
+//! reconciler's VIP pass (`src/reconcile/vips.rs`) is this; it keeps no state between
+//! passes, so a hand deletion is seen and repaired by the next pass.
 //!
 //! It must never change anything but the owned interface and its addresses: the ops come
 //! only from [`diff`], and `apply` is handed the owned interface alone.
@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use super::diff::{diff, Conflict, Observed};
 use super::error::Error;
 use super::kernel::RouteKernel;
-use super::model::{AddrOp, Interface};
+use super::model::{host_prefix, AddrOp, Interface};
 
 /// What one pass did.
 #[derive(Debug)]
@@ -26,6 +26,9 @@ pub struct Outcome {
     pub failed: Vec<Error>,
     /// Wanted VIPs that were not put on the interface.
     pub conflicts: Vec<Conflict>,
+    /// The VIPs (/32, /128) on the owned interface once the ops are applied: what the
+    /// pass read, changed by the ops the kernel accepted.
+    pub present: BTreeSet<IpAddr>,
 }
 
 /// Makes interface `name` hold exactly `desired` (as /32 and /128), touching nothing else.
@@ -39,11 +42,20 @@ pub async fn sync<K: RouteKernel>(
     let observed = Observed::split(&interface, &kernel.addresses().await?);
     let plan = diff(desired, &observed);
     let results = kernel.apply(&interface, &plan.ops).await;
+    let mut present = observed.vips();
     let mut applied = Vec::new();
     let mut failed = Vec::new();
     for (op, result) in plan.ops.into_iter().zip(results) {
         match result {
-            Ok(()) => applied.push(op),
+            Ok(()) => {
+                match op {
+                    AddrOp::Add(addr) => present.insert(addr),
+                    AddrOp::Remove { addr, prefix_len } => {
+                        prefix_len == host_prefix(&addr) && present.remove(&addr)
+                    }
+                };
+                applied.push(op);
+            }
             Err(e) => failed.push(e),
         }
     }
@@ -52,6 +64,7 @@ pub async fn sync<K: RouteKernel>(
         applied,
         failed,
         conflicts: plan.conflicts,
+        present,
     })
 }
 
@@ -91,8 +104,10 @@ mod tests {
             on(&fake, "bigbro0"),
             vec![(ip("192.0.2.10"), 32), (ip("2001:db8::10"), 128)]
         );
+        assert_eq!(out.present, set(&["192.0.2.10", "2001:db8::10"]));
         let again = run(&fake, &["192.0.2.10", "2001:db8::10"]).await;
         assert!(again.applied.is_empty() && again.failed.is_empty());
+        assert_eq!(again.present, out.present);
         assert_eq!(fake.log.lock().unwrap().len(), 2);
     }
 

@@ -469,3 +469,54 @@ async fn probe_series_of_a_removed_node_end_with_the_reload() {
     let kept = [("target", "litmus http://10.0.0.1:9001/web/status")];
     assert!(m.get("bigbro_probe_duration_seconds_count", &kept) >= 1.0);
 }
+
+#[tokio::test]
+async fn vip_addresses_show_in_the_daemon_status_and_the_metrics() {
+    let yaml = CONFIG.replace(
+        "    fwmark: 7\n",
+        "    fwmark: 7\n    vips: [{address: 192.0.2.10, port: 80}, {address: 192.0.2.11, port: 80}]\n",
+    );
+    let api = start(&yaml).await;
+    // 192.0.2.11 is already a local address elsewhere: a conflict, left alone.
+    let eth0 = api.fake.route.add_link("eth0", None);
+    api.fake
+        .route
+        .hand_add(eth0, "192.0.2.11".parse().unwrap(), 24);
+    assert_eq!(api.put("/cluster/web").await.status, 200);
+    let d = api.get("/api/v1/daemon").await.json();
+    let v = &d["vips"];
+    assert_eq!(v["managed"], true, "{d}");
+    assert_eq!(v["interface"], "bigbro0");
+    assert_eq!(v["wanted"], serde_json::json!(["192.0.2.10", "192.0.2.11"]));
+    assert_eq!(v["present"], serde_json::json!(["192.0.2.10"]));
+    assert_eq!(v["in_sync"], true);
+    assert!(
+        v["conflicts"][0]
+            .as_str()
+            .unwrap()
+            .contains("192.0.2.11 is already a local address on eth0"),
+        "{v}"
+    );
+    let m = scrape(&api).await;
+    assert_eq!(m.get("bigbro_vips_managed", &[]), 1.0);
+    assert_eq!(m.get("bigbro_vips_wanted", &[]), 2.0);
+    assert_eq!(m.get("bigbro_vips_present", &[]), 1.0);
+    assert_eq!(m.get("bigbro_vips_conflicts", &[]), 1.0);
+    assert_eq!(m.get("bigbro_vips_in_sync", &[]), 1.0);
+    assert_eq!(m.get("bigbro_vips_operations_total", &[]), 1.0);
+    assert_eq!(m.get("bigbro_vips_errors_total", &[]), 0.0);
+    // Stopped: the address goes (one more operation), the foreign one stays.
+    assert_eq!(api.delete("/cluster/web").await.status, 200);
+    let m = scrape(&api).await;
+    assert_eq!(m.get("bigbro_vips_present", &[]), 0.0);
+    assert_eq!(m.get("bigbro_vips_operations_total", &[]), 2.0);
+    assert_eq!(
+        api.fake
+            .route
+            .all()
+            .iter()
+            .filter(|a| a.interface == "eth0")
+            .count(),
+        1
+    );
+}

@@ -25,7 +25,9 @@ fn refused(config: &str) -> (String, String) {
     (text(&out.stderr), path)
 }
 
-const NO_VIPS: &str = "# (no vips: bigbro marks no packets; mark them with the clusters' fwmarks yourself, as with big_brother)\n";
+const NO_VIPS: &str = "# (no vips: bigbro marks no packets; mark them with the clusters' fwmarks yourself, as with big_brother)\n\n\
+# VIP addresses, as `ip addr` adds them to bigbro's dummy interface bigbro0:\n\
+# (no vips with vip_mode: address: bigbro adds no address and creates no interface)\n";
 
 #[test]
 fn big_brother_example_plan() {
@@ -110,6 +112,12 @@ table ip6 bigbro {
 }
 ";
 
+const BIGBRO_ADDRS: &str = "\
+ip addr add 192.0.2.10/32 dev bigbro0
+ip addr add 192.0.2.20/32 dev bigbro0
+ip addr add 2001:db8::53/128 dev bigbro0 nodad
+";
+
 #[test]
 fn bigbro_example_plan() {
     let out = bigbro(&["check", "-c", "config/bigbro.yml"]);
@@ -124,22 +132,33 @@ fn bigbro_example_plan() {
 # IPVS, as `ipvsadm -S -n` lists it once every cluster is started:
 {BIGBRO_IPVS}
 # nf_tables, as `nft list ruleset` shows bigbro's tables:
-{BIGBRO_NFT}"
+{BIGBRO_NFT}
+# VIP addresses, as `ip addr` adds them to bigbro's dummy interface bigbro0:
+{BIGBRO_ADDRS}"
         )
     );
 }
 
 #[test]
-fn ipvs_and_nft_alone_for_piping() {
+fn ipvs_nft_and_addrs_alone_for_piping() {
     let out = bigbro(&["check", "--ipvs", "-c", "config/bigbro.yml"]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(text(&out.stdout), BIGBRO_IPVS);
     let out = bigbro(&["check", "--nft", "--config", "config/bigbro.yml"]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(text(&out.stdout), BIGBRO_NFT);
-    // asking for both alone makes no sense
-    let out = bigbro(&["check", "--nft", "--ipvs", "-c", "config/bigbro.yml"]);
-    assert_eq!(out.status.code(), Some(2));
+    let out = bigbro(&["check", "--addrs", "-c", "config/bigbro.yml"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out.stdout), BIGBRO_ADDRS);
+    // asking for two parts alone makes no sense
+    for two in [
+        ["--nft", "--ipvs"],
+        ["--addrs", "--ipvs"],
+        ["--nft", "--addrs"],
+    ] {
+        let out = bigbro(&["check", two[0], two[1], "-c", "config/bigbro.yml"]);
+        assert_eq!(out.status.code(), Some(2), "{two:?}");
+    }
 }
 
 #[test]

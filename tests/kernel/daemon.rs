@@ -5,7 +5,8 @@
 //! SIGHUP with a broken file changes nothing and with a new scheduler changes it; a hand
 //! `ipvsadm -C` is repaired within one anti-entropy interval; stopping a cluster removes
 //! exactly its services; downpage, active_passive failover and the relay service; service
-//! options (persistence, mh flags) in the kernel, and a reload that edits them in place.
+//! options (persistence, mh flags) in the kernel, and a reload that edits them in place;
+//! and a director with no hand routing at all, whose VIP bigbro puts on its own interface.
 //!
 //! Clusters are started through the daemon's `Handle`, in-process, with the real IPVS,
 //! nf_tables and probes (the HTTP API is another issue's). Tests of signals and restarts
@@ -127,6 +128,60 @@ kernel_test! {
         let all = traffic.stop();
         assert!(all.failures.is_empty(), "failed requests: {:?}", all.failures);
         eprintln!("answers: {:?}", all.answers);
+    }
+
+    fn bigbro_alone_delivers_the_vip_and_a_stop_removes_it_leaving_foreign_routing_alone() {
+        // No hand routing at all: no `ip rule`, no local route, no address for the VIP.
+        let plane = Arc::new(DataPlane::new(2));
+        let vip = plane.vip();
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = ConfigFile::new(&web(&plane, dir.path(), &["rs1", "rs2"], ""));
+        // Foreign state bigbro must never touch: an address, a rule and a route.
+        sh("ip link add foreign0 type dummy && ip link set foreign0 up
+            ip addr add 198.18.0.1/32 dev foreign0
+            ip rule add fwmark 99 lookup 200
+            ip route add local 198.18.1.0/24 dev lo table 200");
+        let foreign = || {
+            [
+                sh("ip -o addr show dev foreign0"),
+                sh("ip rule show"),
+                sh("ip route show table 200"),
+                sh("ip -o addr show dev lo"),
+            ]
+        };
+        let before = foreign();
+        assert!(before[0].contains("198.18.0.1/32"), "{}", before[0]);
+        let d = DaemonProcess::start(&cfg.path, &dir.path().join("daemon.log"));
+        let bin = env!("CARGO_BIN_EXE_bigbro");
+        // The API is up once the daemon is ready; until then the CLI cannot connect.
+        poll(S(30), "bigbro start web", || {
+            (testbed::sh_status(&format!("{bin} start web")).0 == 0).then_some(())
+        });
+        let on_bigbro0 = sh("ip -o addr show dev bigbro0");
+        assert!(on_bigbro0.contains(&format!("inet {vip}/32")), "{on_bigbro0}");
+        assert!(sh("ip -d link show dev bigbro0").contains("dummy"));
+        let traffic = Traffic::start(plane.clone(), 10);
+        traffic.wait_requests(100);
+        let all = traffic.stop();
+        assert!(all.failures.is_empty(), "failed requests: {:?}\n{}", all.failures, d.log());
+        assert!(all.answers.len() == 2, "both real servers answered: {:?}", all.answers);
+        // Stopping the cluster removes the VIP: the client can no longer connect.
+        sh(&format!("{bin} stop web"));
+        let on_bigbro0 = sh("ip -o addr show dev bigbro0");
+        assert!(!on_bigbro0.contains(&vip.to_string()), "{on_bigbro0}");
+        let r = plane.client().get(plane.vip_addr(SERVICE_PORT), "/");
+        assert!(r.is_err(), "the VIP still answers: {r:?}");
+        assert_eq!(foreign(), before, "foreign addresses, rules and routes untouched");
+        // Started again, then SIGTERM: the VIP stays where it is.
+        sh(&format!("{bin} start web"));
+        assert!(sh("ip -o addr show dev bigbro0").contains(&format!("inet {vip}/32")));
+        let status = d.terminate();
+        assert!(status.success(), "exit status {status}");
+        assert!(sh("ip -o addr show dev bigbro0").contains(&format!("inet {vip}/32")), "SIGTERM leaves the VIP");
+        assert_eq!(foreign(), before);
+        let log = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap();
+        assert!(log.contains(&format!("ip addr add {vip}/32 dev bigbro0")), "{log}");
+        assert!(!log.contains("to bigbro0: ") && !log.contains("panicked"), "{log}");
     }
 
     fn a_new_node_ramps_up_in_visible_steps() {
@@ -309,7 +364,15 @@ kernel_test! {
         let plane = plane(2);
         let (rs1, rs2) = (ip(&plane, "rs1"), ip(&plane, "rs2"));
         let dir = tempfile::tempdir().unwrap();
-        let text = web(&plane, dir.path(), &["rs1", "rs2"], "");
+        // The fwmark routing of `plane` alone, as before bigbro owned VIPs: while the
+        // kernel swaps a service's scheduler (an RCU grace period) IPVS has no scheduler
+        // and answers a new connection with ICMP port unreachable from the VIP. When the
+        // VIP is a local address (bigbro's default) that answer goes out and the client
+        // sees "connection refused"; with fwmark routing alone the VIP is no local
+        // address, the kernel cannot send it, and the client's SYN is simply retried.
+        // What this test checks (the scheduler changes, no request fails) holds here; the
+        // refusal with an owned VIP is the kernel's, documented in the operator guide.
+        let text = web(&plane, dir.path(), &["rs1", "rs2"], "    vip_mode: none\n");
         let cfg = ConfigFile::new(&text);
         let (d, want) = binary_took_over(&cfg, dir.path(), rs1, rs2);
         let dests = want.trim_start_matches("-A -f 7 -s wrr\n").to_string();

@@ -298,8 +298,14 @@ fn config(plane: &DataPlane, dir: &Path, shape: Shape) -> String {
     } else {
         String::new()
     };
+    // web's traffic reaches IPVS through the fwmark routing of `route_fwmark_locally`, not
+    // an address of bigbro's (`vip_mode: none`): the valid reloads change its scheduler,
+    // and while the kernel swaps it IPVS answers a new connection with ICMP port
+    // unreachable, which a VIP that is a local address lets out as "connection refused"
+    // (see `sighup_with_a_new_scheduler_changes_it_in_the_kernel` in kernel_daemon.rs).
+    // big's and extra's vips are bigbro's addresses, through every fault.
     format!(
-        "{settings}clusters:\n  - cluster_name: web\n    fwmark: 7\n    scheduler: {scheduler}\n    check_interval: 1\n    health: {{timeout: 0.9}}\n    ramp_up_time: 0\n    vips: [{{address: {vip}, port: {SERVICE_PORT}}}]\n    nodes:\n{nodes}{extra}{big}",
+        "{settings}clusters:\n  - cluster_name: web\n    fwmark: 7\n    scheduler: {scheduler}\n    check_interval: 1\n    health: {{timeout: 0.9}}\n    ramp_up_time: 0\n    vip_mode: none\n    vips: [{{address: {vip}, port: {SERVICE_PORT}}}]\n    nodes:\n{nodes}{extra}{big}",
         settings = settings(dir, ANTI_ENTROPY.as_secs() as u32),
         scheduler = shape.scheduler,
         vip = plane.vip(),

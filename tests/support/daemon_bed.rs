@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bigbro::daemon::kernel::{LazyIpvs, LazyNft};
+use bigbro::daemon::kernel::{LazyIpvs, LazyNft, LazyRoute};
 use bigbro::daemon::{self, ClusterStatus, Handle, Options};
 use bigbro::health::NetProber;
 use bigbro::types::Fwmark;
@@ -86,7 +86,8 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-/// Starts the daemon in this process, on `rt`, with the real IPVS, nf_tables and probes.
+/// Starts the daemon in this process, on `rt`, with the real IPVS, nf_tables, route
+/// netlink and probes.
 pub fn spawn_daemon(rt: &tokio::runtime::Runtime, config: &Path) -> Handle {
     init_logging();
     let _guard = rt.enter();
@@ -101,6 +102,7 @@ pub fn spawn_daemon(rt: &tokio::runtime::Runtime, config: &Path) -> Handle {
         options,
         Arc::new(LazyIpvs::new()),
         Arc::new(LazyNft::new()),
+        Arc::new(LazyRoute::new()),
         NetProber::default(),
     );
     handle

@@ -16,10 +16,13 @@ use crate::desired::ClusterKeys;
 use crate::desired::{self, Running};
 use crate::ipvs;
 use crate::reconcile::{IpvsKernel, MarkTable};
+use crate::route::RouteKernel;
 use crate::types::{ClusterName, Weight};
 use crate::weight::Initial;
 
-impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
+impl<K: IpvsKernel + 'static, M: MarkTable + 'static, R: RouteKernel + 'static>
+    Controller<K, M, R>
+{
     pub(super) async fn start(&mut self, name: &str) -> Result<StartOutcome, Error> {
         let Some(c) = self.model.cluster(name).cloned() else {
             return Ok(StartOutcome::NotFound);

@@ -17,9 +17,12 @@ use crate::desired;
 use crate::desired::ClusterKeys;
 use crate::ipvs::ServiceKey;
 use crate::reconcile::{IpvsKernel, MarkTable};
+use crate::route::RouteKernel;
 use crate::weight::Initial;
 
-impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
+impl<K: IpvsKernel + 'static, M: MarkTable + 'static, R: RouteKernel + 'static>
+    Controller<K, M, R>
+{
     pub(super) async fn reload(&mut self) -> Result<ReloadReport, Error> {
         let path = self.options.config_path.clone();
         tracing::info!("reloading {} (SIGHUP)", path.display());
@@ -130,6 +133,9 @@ impl<K: IpvsKernel + 'static, M: MarkTable + 'static> Controller<K, M> {
         }
         if a.state_dir != b.state_dir {
             report.needs_restart.push("bigbro.state_dir".into());
+        }
+        if a.vip_interface != b.vip_interface {
+            report.needs_restart.push("bigbro.vip_interface".into());
         }
         for what in &report.needs_restart {
             tracing::warn!("{what} changed: it takes effect when the daemon restarts");

@@ -13,8 +13,9 @@
 //! ```
 //!
 //! The fixture builds the network and its servers only: IPVS services, nft rules and the
-//! fwmark routing stay the test's (or the code under test's) business; see
-//! `route_fwmark_locally`. Guest only: it must never run on the host.
+//! delivery of the VIP's traffic to IPVS stay the test's (or the code under test's)
+//! business: hand routing with `route_fwmark_locally`, or none at all when bigbro owns the
+//! VIP as an address on its interface (`vip_mode: address`). Guest only: it must never run on the host.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -168,11 +169,15 @@ impl DataPlane {
         );
 
         // The director: the test's namespace routes between client and real servers and
-        // must not drop replies whose source (the VIP) it has no route back to.
+        // must not drop replies whose source (the VIP) it has no route back to. Nor
+        // replies whose source is one of its own addresses (`accept_local`): when bigbro
+        // owns the VIP it is a local address of the director, and here the director is
+        // also the real servers' router, which a real network's replies bypass.
         for (key, value) in [
             ("ipv4/ip_forward", "1"),
             ("ipv4/conf/all/rp_filter", "0"),
             ("ipv4/conf/default/rp_filter", "0"),
+            ("ipv4/conf/all/accept_local", "1"),
         ] {
             write_sysctl(key, value);
         }
