@@ -264,14 +264,28 @@ fn state_lists_identically(name: &str) {
     for ((format, real_real, mine_real), (_, real_mine, mine_mine)) in by_real.iter().zip(&by_mine)
     {
         // --nosort prints the kernel's hash order, which is salted per namespace: only
-        // listings of one namespace's state can be compared.
-        let same_namespace_only = format.contains("--nosort");
+        // listings of one namespace's state can be compared. So does ipvsadm's own sort
+        // for the "sorting" state: it is not a total order for fwmarks at and past 2^31
+        // (seen: FWM 1, -1 and -2147483648 come out in the kernel's dump order). There,
+        // across namespaces, the same lines must be listed, in any order.
+        let same_namespace_only = format.contains("--nosort") || name == "sorting";
+        let lines = |text: &str| {
+            let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+            lines.sort();
+            lines
+        };
         for (what, text, reference) in [
             ("state by ipvsadm, listed by bigbro", mine_real, real_real),
             ("state by bigbro, listed by ipvsadm", real_mine, real_real),
             ("state by bigbro, listed by bigbro", mine_mine, real_real),
         ] {
             let reference = if same_namespace_only && what.starts_with("state by bigbro") {
+                if lines(real_mine) != lines(real_real) {
+                    let _ = writeln!(
+                        report,
+                        "### {name}: {format}: state by bigbro holds other lines than state by ipvsadm\n--- by ipvsadm ---\n{real_real}--- by bigbro ---\n{real_mine}"
+                    );
+                }
                 real_mine
             } else {
                 reference
