@@ -69,33 +69,18 @@ mod tests {
         assert_eq!(Jitter::seeded(0).below(1), 0);
     }
 
+    /// Five draws below 2^40 from `j`.
+    fn draws(mut j: Jitter) -> Vec<u64> {
+        (0..5).map(|_| j.below(1 << 40)).collect()
+    }
+
     #[test]
     fn a_seed_repeats_and_the_os_seed_differs_between_generators() {
-        let a: Vec<u64> = (0..5)
-            .map({
-                let mut j = Jitter::seeded(42);
-                move |_| j.below(1 << 40)
-            })
-            .collect();
-        let b: Vec<u64> = (0..5)
-            .map({
-                let mut j = Jitter::seeded(42);
-                move |_| j.below(1 << 40)
-            })
-            .collect();
-        assert_eq!(a, b);
-        let c: Vec<u64> = (0..5)
-            .map({
-                let mut j = Jitter::from_os();
-                move |_| j.below(1 << 40)
-            })
-            .collect();
-        let d: Vec<u64> = (0..5)
-            .map({
-                let mut j = Jitter::from_os();
-                move |_| j.below(1 << 40)
-            })
-            .collect();
-        assert_ne!(c, d, "two OS-seeded generators gave the same offsets");
+        assert_eq!(draws(Jitter::seeded(42)), draws(Jitter::seeded(42)));
+        assert_ne!(
+            draws(Jitter::from_os()),
+            draws(Jitter::from_os()),
+            "two OS-seeded generators gave the same offsets"
+        );
     }
 }
